@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The commands a contributor runs, one section each. The site shows these sections
+# on the Development commands page and tests/docs/test_development_commands.py runs
+# every one of them, so a command on that page is a command that works.
+# This file is a catalogue, not a script: run the commands one at a time.
+set -euo pipefail
+
+# --8<-- [start:setup]
+uv sync
+# --8<-- [end:setup]
+
+# --8<-- [start:serve]
+uv run mkdocs serve
+# --8<-- [end:serve]
+
+# --8<-- [start:build]
+uv run mkdocs build --strict
+# --8<-- [end:build]
+
+# --8<-- [start:test]
+uv run pytest
+# --8<-- [end:test]
+
+# --8<-- [start:test-required]
+REQUIRE_SERVICES=1 uv run pytest
+# --8<-- [end:test-required]
+
+# --8<-- [start:test-subset]
+uv run pytest tests/examples --no-cov -q
+# --8<-- [end:test-subset]
+
+# --8<-- [start:test-browser]
+uv run pytest -m browser --no-cov
+# --8<-- [end:test-browser]
+
+# --8<-- [start:test-other-services]
+DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \
+REDIS_URL=redis://127.0.0.1:6379/0 \
+RABBITMQ_URL=amqp://guest:guest@127.0.0.1:5672/ \
+uv run pytest tests/examples --no-cov -q
+# --8<-- [end:test-other-services]
+
+# --8<-- [start:guard]
+uv run python -m docs_tooling.snippet_guard
+# --8<-- [end:guard]
+
+# --8<-- [start:lint]
+uv run ruff check examples tests
+uv run ruff format --check examples tests
+# --8<-- [end:lint]
+
+# --8<-- [start:format]
+uv run ruff format examples tests
+uv run ruff check --fix examples tests
+# --8<-- [end:format]
+
+# --8<-- [start:types]
+uv run mypy --strict examples tests
+# --8<-- [end:types]
+
+# --8<-- [start:services-up]
+uv run python -m patterns.testing.service_resolution
+# --8<-- [end:services-up]
+
+# --8<-- [start:ci]
+bash .ci/run
+# --8<-- [end:ci]
