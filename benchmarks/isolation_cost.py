@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from patterns.testing.isolation import mongo_database, postgres_database, rabbitmq_vhost, redis_namespace
 from patterns.testing.service_resolution import MONGODB, POSTGRES, RABBITMQ, REDIS, resolve
 
-ROUNDS = 30
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "30"))
 
 
 async def measure(helper: Callable[[str], AbstractAsyncContextManager[str]], url: str) -> list[float]:

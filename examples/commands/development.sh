@@ -26,7 +26,7 @@ REQUIRE_SERVICES=1 uv run pytest
 # --8<-- [end:test-required]
 
 # --8<-- [start:test-subset]
-uv run pytest tests/examples --no-cov -q
+uv run pytest tests/examples/patterns --no-cov -q
 # --8<-- [end:test-subset]
 
 # --8<-- [start:test-browser]
@@ -37,8 +37,34 @@ uv run pytest -m browser --no-cov
 DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \
 REDIS_URL=redis://127.0.0.1:6379/0 \
 RABBITMQ_URL=amqp://guest:guest@127.0.0.1:5672/ \
-uv run pytest tests/examples --no-cov -q
+uv run pytest tests/examples/patterns --no-cov -q
 # --8<-- [end:test-other-services]
+
+# --8<-- [start:system]
+uv run python -m reference_system
+# --8<-- [end:system]
+
+# --8<-- [start:migrate]
+DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test uv run python -m pg_data_service.migrate
+# --8<-- [end:migrate]
+
+# --8<-- [start:run-service]
+DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \
+SERVICE_TOKENS=api=local-api-token-0123456789,bot=local-bot-token-0123456789,worker=local-worker-token-0123 \
+uv run python -m pg_data_service
+# --8<-- [end:run-service]
+
+# --8<-- [start:architecture]
+uv run lint-imports
+# --8<-- [end:architecture]
+
+# --8<-- [start:bench-http]
+uv run python benchmarks/http_clients.py
+# --8<-- [end:bench-http]
+
+# --8<-- [start:bench-isolation]
+uv run python benchmarks/isolation_cost.py
+# --8<-- [end:bench-isolation]
 
 # --8<-- [start:guard]
 uv run python -m docs_tooling.snippet_guard

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from docs_tooling.snippet_guard import read_section, sections_in
-from patterns.testing.service_resolution import free_port
+from patterns.testing.service_resolution import free_port, port_is_open
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = ROOT / "examples" / "commands" / "development.sh"
@@ -32,12 +33,15 @@ def command(name: str) -> str:
     return read_section(COMMANDS, name).strip()
 
 
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "REQUIRE_SERVICES"} | {"NO_MKDOCS_2_WARNING": "1"}
+
+
 def run(script: str, cwd: Path = ROOT, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "REQUIRE_SERVICES"} | {"NO_MKDOCS_2_WARNING": "1"}
     return subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=cwd,
-        env=env,
+        env=_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -153,6 +157,70 @@ def exercise_services_up(tmp_path: Path) -> None:
         assert any(line.startswith(name) and "MISSING" not in line for line in output.splitlines()), output
 
 
+def exercise_system(tmp_path: Path) -> None:
+    busy = [port for port in (8000, 8001, 8002, 9101, 9102) if port_is_open(f"http://127.0.0.1:{port}")]
+    assert not busy, f"ports {busy} are taken: stop what runs there to test the system command"
+    system = subprocess.Popen(
+        ["bash", "-c", f"exec {command('system')}"], cwd=ROOT, stdout=subprocess.PIPE, text=True, env=_env()
+    )
+    try:
+        assert system.stdout is not None
+        lines = []
+        deadline = time.monotonic() + 120
+        for line in system.stdout:
+            lines.append(line)
+            if line.startswith("API: http://127.0.0.1:8000/docs"):
+                break
+            assert time.monotonic() < deadline, "".join(lines)
+        assert any(line.startswith("bot_service") for line in lines), "".join(lines)
+        with urllib.request.urlopen("http://127.0.0.1:8000/health/ready", timeout=5) as response:
+            assert response.status == 200
+        system.send_signal(signal.SIGINT)
+        assert system.wait(timeout=60) == 0
+    finally:
+        system.kill()
+        system.wait()
+
+
+def exercise_migrate(tmp_path: Path) -> None:
+    ok(run(command("migrate")))
+
+
+def exercise_run_service(tmp_path: Path) -> None:
+    port = free_port()
+    script = command("run-service").replace(
+        "uv run python -m pg_data_service", f"PORT={port} uv run python -m pg_data_service"
+    )
+    service = subprocess.Popen(["bash", "-c", script], cwd=ROOT, env=_env(), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not port_is_open(f"http://127.0.0.1:{port}"):
+            assert service.poll() is None, "pg_data_service exited"
+            assert time.monotonic() < deadline, "pg_data_service did not listen within 60 s"
+            time.sleep(0.2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=5) as response:
+            assert response.status == 200
+    finally:
+        os.killpg(service.pid, signal.SIGTERM)
+        service.wait(timeout=30)
+
+
+def exercise_architecture(tmp_path: Path) -> None:
+    assert "0 broken" in ok(run(command("architecture")))
+
+
+def exercise_bench_http(tmp_path: Path) -> None:
+    output = ok(run(f"BENCH_SCALE=0.01 BENCH_OUTPUT_DIR={tmp_path} {command('bench-http')}"))
+    assert "| pg_data_service | aiohttp | 16 |" in output
+    assert (tmp_path / "benchmarks" / "results" / "http_clients.json").is_file()
+    assert (tmp_path / "docs" / "assets" / "benchmarks" / "http_clients.png").stat().st_size > 10_000
+
+
+def exercise_bench_isolation(tmp_path: Path) -> None:
+    output = ok(run(f"BENCH_ROUNDS=2 {command('bench-isolation')}"))
+    assert "| PostgreSQL database | local |" in output
+
+
 def exercise_ci(tmp_path: Path) -> None:
     assert command("ci") == "bash .ci/run"
     ok(run("bash -n .ci/run"))
@@ -177,6 +245,12 @@ EXERCISES: dict[str, Callable[[Path], None]] = {
     "types": exercise_types,
     "services-up": exercise_services_up,
     "ci": exercise_ci,
+    "system": exercise_system,
+    "migrate": exercise_migrate,
+    "run-service": exercise_run_service,
+    "architecture": exercise_architecture,
+    "bench-http": exercise_bench_http,
+    "bench-isolation": exercise_bench_isolation,
 }
 
 

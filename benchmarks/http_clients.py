@@ -1,0 +1,244 @@
+"""The price of the hop: one single-row read, direct vs through pg_data_service with each HTTP client.
+
+Run: ``uv run python benchmarks/http_clients.py`` (needs PostgreSQL; DATABASE_URL or the local server).
+
+It creates a scratch database, starts pg_data_service as its own process (uvicorn, one
+worker) on a loopback port, then in this process reads the same user row
+
+* directly with an asyncpg pool (the floor: no hop),
+* through the service with aiohttp, httpx (default transport), httpx over the
+  httpx-aiohttp transport, and pyreqwest,
+
+at concurrency 1 and 16, all in one run so the numbers are comparable. It prints a
+Markdown table, writes ``benchmarks/results/http_clients.json`` and a plot to
+``docs/assets/benchmarks/http_clients.png``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import httpx
+import httpx_aiohttp
+import matplotlib
+from pyreqwest.client import ClientBuilder
+
+from patterns.testing.isolation import postgres_database
+from patterns.testing.service_resolution import free_port, port_is_open
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # the Agg backend is chosen above, before this import
+
+TOKEN = "bench-token-0123456789abcdef"  # noqa: S105 - a throwaway token for a loopback run
+# BENCH_SCALE shrinks the run (the test suite uses it to check this script works, not to measure).
+SCALE = float(os.environ.get("BENCH_SCALE", "1"))
+REQUESTS = {1: int(2_000 * SCALE) or 1, 16: int(8_000 * SCALE) or 16}
+WARMUP = int(300 * SCALE)
+OUTPUT = Path(os.environ.get("BENCH_OUTPUT_DIR", Path(__file__).resolve().parents[1]))
+
+type Call = Callable[[], Awaitable[object]]
+
+
+async def measure(call: Call, concurrency: int, total: int) -> dict[str, float]:
+    """Run ``total`` calls, ``concurrency`` at a time; latency percentiles in ms and throughput."""
+    for _ in range(WARMUP):
+        await call()
+    latencies: list[float] = []
+    remaining = total
+
+    async def lane() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            start = time.perf_counter()
+            await call()
+            latencies.append((time.perf_counter() - start) * 1000)
+
+    started = time.perf_counter()
+    async with asyncio.TaskGroup() as group:
+        for _ in range(concurrency):
+            group.create_task(lane())
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
+        "req_per_s": len(latencies) / elapsed,
+    }
+
+
+SERVERS = {
+    # the real data service: bearer auth, pydantic, SQLAlchemy session, problem details
+    "pg_data_service": ["-m", "pg_data_service"],
+    # the trial's minimal endpoint: FastAPI + asyncpg and nothing else
+    "minimal FastAPI + asyncpg": [
+        "-m",
+        "uvicorn",
+        "--app-dir",
+        str(Path(__file__).parent),
+        "minimal_service:app",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ],
+}
+
+
+def start_service(kind: str, database_url: str, port: int) -> subprocess.Popen[bytes]:
+    env = os.environ | {
+        "DATABASE_URL": database_url,
+        "SERVICE_TOKENS": f"api={TOKEN}",
+        "PORT": str(port),
+        "LOG_LEVEL": "warning",
+    }
+    arguments = SERVERS[kind] + (["--port", str(port)] if kind != "pg_data_service" else [])
+    service = subprocess.Popen([sys.executable, *arguments], env=env)
+    deadline = time.monotonic() + 30
+    while not port_is_open(f"http://127.0.0.1:{port}"):
+        if service.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("pg_data_service did not start")
+        time.sleep(0.1)
+    return service
+
+
+async def run(server_url: str) -> dict[str, Any]:
+    from pg_data_service.migrate import upgrade
+
+    async with postgres_database(server_url) as database_url:
+        await asyncio.to_thread(upgrade, database_url)
+        connection = await asyncpg.connect(database_url)
+        user_id = await connection.fetchval(
+            "INSERT INTO users (email, name, version) VALUES ('bench@example.org', 'Bench', 1) RETURNING id"
+        )
+        await connection.close()
+        results: dict[str, Any] = {}
+        for kind in SERVERS:
+            port = free_port()
+            service = start_service(kind, database_url, port)
+            try:
+                results[kind] = await compare(database_url, f"http://127.0.0.1:{port}", int(user_id))
+            finally:
+                service.terminate()
+                service.wait(timeout=10)
+        return results
+
+
+async def compare(database_url: str, base_url: str, user_id: int) -> dict[str, Any]:
+    path = f"/users/{user_id}"
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    results: dict[str, Any] = {}
+    pool = await asyncpg.create_pool(database_url, min_size=16, max_size=16)
+    aio = aiohttp.ClientSession(base_url, headers=headers, connector=aiohttp.TCPConnector(limit=100))
+    plain = httpx.AsyncClient(base_url=base_url, headers=headers, limits=httpx.Limits(max_connections=100))
+    bridged = httpx.AsyncClient(
+        base_url=base_url, headers=headers, transport=httpx_aiohttp.AiohttpTransport()
+    )
+    reqwest = ClientBuilder().base_url(base_url).default_headers(headers).max_connections(100).build()
+
+    async def direct() -> object:
+        async with pool.acquire() as connection:
+            return await connection.fetchrow("SELECT * FROM users WHERE id = $1", user_id)
+
+    async def with_aiohttp() -> object:
+        async with aio.get(path) as response:
+            return await response.json()
+
+    async def with_httpx() -> object:
+        return (await plain.get(path)).json()
+
+    async def with_httpx_aiohttp() -> object:
+        return (await bridged.get(path)).json()
+
+    async def with_pyreqwest() -> object:
+        return await (await reqwest.get(path).build().send()).json()
+
+    contenders: dict[str, Call] = {
+        "asyncpg (direct, no hop)": direct,
+        "aiohttp": with_aiohttp,
+        "httpx + httpx-aiohttp": with_httpx_aiohttp,
+        "pyreqwest": with_pyreqwest,
+        "httpx (default transport)": with_httpx,
+    }
+    try:
+        for name, call in contenders.items():
+            for concurrency, total in REQUESTS.items():
+                results[f"{name} @ {concurrency}"] = await measure(call, concurrency, total)
+                print(f"  measured {name} at concurrency {concurrency}", file=sys.stderr)
+    finally:
+        await pool.close()
+        await aio.close()
+        await plain.aclose()
+        await bridged.aclose()
+        await reqwest.close()
+    return results
+
+
+def report(results: dict[str, Any]) -> str:
+    lines = ["| server | client | concurrency | p50 ms | p99 ms | req/s |", "|---|---|---|---|---|---|"]
+    for server, measured in results.items():
+        for key, value in measured.items():
+            name, concurrency = key.rsplit(" @ ", 1)
+            server_name = "—" if name.startswith("asyncpg") else server
+            lines.append(
+                f"| {server_name} | {name} | {concurrency} | {value['p50_ms']:.2f} | {value['p99_ms']:.2f} "
+                f"| {value['req_per_s']:,.0f} |"
+            )
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, Any], title: str, target: Path) -> None:
+    figure, axes = plt.subplots(len(results), 2, figsize=(12, 3.2 * len(results)), constrained_layout=True)
+    for row, (server, measured) in zip(axes, results.items(), strict=True):
+        names = list(dict.fromkeys(key.rsplit(" @ ", 1)[0] for key in measured))
+        for axis, (concurrency, metric, label) in zip(
+            row,
+            ((1, "p50_ms", "p50 latency, concurrency 1 (ms)"), (16, "req_per_s", "req/s, concurrency 16")),
+            strict=True,
+        ):
+            values = [measured[f"{name} @ {concurrency}"][metric] for name in names]
+            bars = axis.barh(names, values, color=["#607d8b"] + ["#3f51b5"] * (len(names) - 1))
+            axis.bar_label(bars, fmt="%.2f" if metric == "p50_ms" else "%.0f", padding=3)
+            axis.set_xlabel(label)
+            axis.set_title(f"through {server}", fontsize=9)
+            axis.invert_yaxis()
+    figure.suptitle(title, fontsize=10)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(target, dpi=110)
+
+
+def main() -> None:
+    server_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    results = asyncio.run(run(server_url))
+    machine = (
+        f"{platform.node()}, {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    date = f"{datetime.now(UTC):%Y-%m-%d}"
+    print(f"{date} · {machine}\n")
+    print(report(results))
+    out = OUTPUT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "http_clients.json").write_text(
+        json.dumps({"date": date, "machine": machine, "results": results}, indent=2) + "\n"
+    )
+    plot(
+        results,
+        f"GET /users/{{id}}: direct vs through a service · {date} · {machine}",
+        OUTPUT / "docs/assets/benchmarks/http_clients.png",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Activity and preferences: what ``mongo_data_service`` accepts and returns.
+
+User input reaches MongoDB only as *values* of typed fields, never as keys or
+operators: a payload key that starts with ``$`` or holds a ``.`` is rejected,
+so ``{"$where": ...}`` or ``{"a.b": ...}`` cannot be smuggled into a document or filter.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+MAX_DEPTH = 5
+MAX_KEYS = 100
+
+
+# --8<-- [start:guard]
+def safe_document(value: dict[str, Any], depth: int = 1) -> dict[str, Any]:
+    """Reject keys MongoDB would read as operators or paths, and documents too deep or wide."""
+    if depth > MAX_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+    if len(value) > MAX_KEYS:
+        raise ValueError(f"more than {MAX_KEYS} keys")
+    for key, item in value.items():
+        if not key or key.startswith("$") or "." in key or "\x00" in key:
+            raise ValueError(f"key {key[:40]!r} may not be empty, start with '$' or contain '.' or NUL")
+        for child in item if isinstance(item, list) else [item]:
+            if isinstance(child, dict):
+                safe_document(child, depth + 1)
+    return value
+
+
+type SafePayload = Annotated[dict[str, Any], AfterValidator(safe_document)]
+# --8<-- [end:guard]
+
+type Kind = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$", max_length=64)]
+type UserId = Annotated[int, Field(gt=0, lt=2**63)]
+
+
+class ActivityCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: UserId
+    kind: Kind
+    payload: SafePayload = Field(default_factory=dict)
+
+
+class Activity(BaseModel):
+    id: str
+    user_id: int
+    kind: str
+    payload: dict[str, Any]
+    at: datetime
+
+
+class Channel(StrEnum):
+    telegram = "telegram"
+    email = "email"
+
+
+class PreferencesUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channels: Annotated[list[Channel], Field(max_length=len(Channel))] = Field(default_factory=list)
+    language: Annotated[str, Field(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")] = "en"
+
+
+class Preferences(PreferencesUpdate):
+    model_config = ConfigDict(extra="ignore")
+
+    user_id: int
+    version: int

@@ -1,0 +1,88 @@
+"""Users and orders: what ``pg_data_service`` accepts and returns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+type Name = Annotated[str, Field(min_length=1, max_length=120)]
+type ChatId = Annotated[int, Field(gt=0, lt=2**52, description="Telegram chat id")]
+
+
+class Strict(BaseModel):
+    """Unknown fields are an error, not silently dropped: a typo must not pass."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --8<-- [start:users]
+class UserCreate(Strict):
+    email: EmailStr
+    name: Name
+    telegram_chat_id: ChatId | None = None
+
+
+class UserUpdate(Strict):
+    """A partial update: only the fields given change."""
+
+    name: Name | None = None
+    telegram_chat_id: ChatId | None = None
+
+
+class User(BaseModel):
+    id: int
+    email: str
+    name: str
+    telegram_chat_id: int | None
+    created_at: datetime
+    version: int
+    # --8<-- [end:users]
+
+
+class OrderStatus(StrEnum):
+    placed = "placed"
+    confirmed = "confirmed"
+    cancelled = "cancelled"
+
+
+# placed → confirmed → cancelled, and placed → cancelled; nothing comes back from cancelled.
+ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.placed: frozenset({OrderStatus.confirmed, OrderStatus.cancelled}),
+    OrderStatus.confirmed: frozenset({OrderStatus.cancelled}),
+    OrderStatus.cancelled: frozenset(),
+}
+
+
+# --8<-- [start:orders]
+class OrderItem(Strict):
+    sku: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+    quantity: Annotated[int, Field(ge=1, le=1000)]
+    unit_price: Annotated[Decimal, Field(gt=0, le=1_000_000, max_digits=12, decimal_places=2)]
+
+
+class OrderCreate(Strict):
+    user_id: Annotated[int, Field(gt=0, lt=2**63)]
+    items: Annotated[list[OrderItem], Field(min_length=1, max_length=50)]
+
+    @property
+    def total(self) -> Decimal:
+        return sum((item.unit_price * item.quantity for item in self.items), Decimal("0"))
+
+
+class OrderStatusUpdate(Strict):
+    status: OrderStatus
+
+
+class Order(BaseModel):
+    id: int
+    user_id: int
+    items: list[OrderItem]
+    total: Decimal
+    status: OrderStatus
+    created_at: datetime
+    version: int
+    # --8<-- [end:orders]

@@ -1,0 +1,39 @@
+"""Settings from the environment, and one clear line when one is wrong.
+
+Each service has one pydantic-settings class. :func:`load_settings` turns a
+validation error into a line per bad setting, named as the operator sets it
+(``DATABASE_URL``, not ``database_url``), and stops start-up with exit status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shared.auth import parse_service_tokens
+
+type ServiceTokens = Annotated[dict[str, SecretStr], NoDecode, BeforeValidator(parse_service_tokens)]
+
+
+class ServiceSettings(BaseSettings):
+    """What every HTTP service reads: where to listen and how verbose to be."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)]
+    log_level: str = "info"
+
+
+def load_settings[S: BaseSettings](cls: type[S], service: str) -> S:
+    """Build ``cls`` from the environment or exit 2 with one line per bad setting."""
+    try:
+        return cls()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = "_".join(str(part) for part in problem["loc"][:1]).upper()
+            print(f"{service}: setting {name}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None

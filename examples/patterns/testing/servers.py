@@ -1,0 +1,60 @@
+"""Serve an ASGI app on a real loopback port inside the test process.
+
+Clients that open real TCP connections (aiohttp, the bot, the benchmarks) need a real
+server; running uvicorn as a task of the test's own event loop keeps it fast, keeps
+coverage measured, and shuts it down with the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from patterns.testing.service_resolution import free_port
+
+
+# --8<-- [start:serve]
+@asynccontextmanager
+async def serving(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
+    """Run ``app`` with uvicorn on 127.0.0.1 (a free port by default); yield its base URL."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port or free_port(), log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()  # start-up failed: raise its error here
+                raise RuntimeError("uvicorn stopped before it started")
+            await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{config.port}"
+    finally:
+        server.should_exit = True
+        await task
+        # --8<-- [end:serve]
+
+
+@contextmanager
+def serving_in_thread(app: ASGIApp) -> Iterator[str]:
+    """The same, for synchronous tests (schemathesis, hypothesis): uvicorn in its own thread and loop."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

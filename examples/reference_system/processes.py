@@ -1,0 +1,153 @@
+"""Start the five services as processes against local infrastructure, and stop them cleanly.
+
+No Docker needed: PostgreSQL, Redis and MongoDB (or the nx-27017 stand-in) on this
+machine. Start order follows the dependencies: migrations, the data services, then
+the business services; each must report ready before the next starts. Stop order is
+the reverse, SIGTERM first, so in-flight work finishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+
+from patterns.testing.service_resolution import port_is_open
+
+TOKEN_CALLERS = ("api", "bot", "worker")
+
+
+@dataclass(frozen=True)
+class Ports:
+    api: int = 8000
+    pg: int = 8001
+    mongo: int = 8002
+    worker: int = 9101
+    bot: int = 9102
+
+
+@dataclass(frozen=True)
+class SystemConfig:
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/test"
+    mongodb_url: str = "mongodb://127.0.0.1:27017/"
+    mongodb_database: str = "hybrid"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    telegram_api_url: str | None = None  # None: the bot is not started
+    bot_token: str = "123456:LOCAL-development-token"  # noqa: S105 - only valid for the local fake Telegram
+    ports: Ports = field(default_factory=Ports)
+    job_interval_seconds: float = 2.0
+    tokens: Mapping[str, str] = field(
+        default_factory=lambda: {caller: secrets.token_urlsafe(24) for caller in TOKEN_CALLERS}
+    )
+
+
+@dataclass
+class Running:
+    name: str
+    process: asyncio.subprocess.Process
+    url: str
+
+
+# --8<-- [start:plan]
+def plan(config: SystemConfig) -> list[tuple[str, dict[str, str], str]]:
+    """(module, environment, readiness URL) for each service, in start order."""
+    p, tokens = config.ports, config.tokens
+    data = {"PG_DATA_URL": f"http://127.0.0.1:{p.pg}", "MONGO_DATA_URL": f"http://127.0.0.1:{p.mongo}"}
+    service_tokens = ",".join(f"{caller}={token}" for caller, token in tokens.items())
+    steps = [
+        (
+            "pg_data_service",
+            {"PORT": str(p.pg), "DATABASE_URL": config.database_url, "SERVICE_TOKENS": service_tokens},
+        ),
+        (
+            "mongo_data_service",
+            {
+                "PORT": str(p.mongo),
+                "MONGODB_URL": config.mongodb_url,
+                "MONGODB_DATABASE": config.mongodb_database,
+                "SERVICE_TOKENS": service_tokens,
+            },
+        ),
+        (
+            "api_service",
+            {"PORT": str(p.api), "REDIS_URL": config.redis_url, "SERVICE_TOKEN": tokens["api"], **data},
+        ),
+        (
+            "worker_service",
+            {
+                "PORT": str(p.worker),
+                "SERVICE_TOKEN": tokens["worker"],
+                "JOB_INTERVAL_SECONDS": str(config.job_interval_seconds),
+                **data,
+            },
+        ),
+    ]
+    if config.telegram_api_url:
+        bot = {"BOT_TOKEN": config.bot_token, "TELEGRAM_API_URL": config.telegram_api_url}
+        steps.append(("bot_service", {"PORT": str(p.bot), "SERVICE_TOKEN": tokens["bot"], **bot, **data}))
+    return [(name, env, f"http://127.0.0.1:{env['PORT']}/health/ready") for name, env in steps]
+    # --8<-- [end:plan]
+
+
+async def wait_ready(running: Running, timeout: float = 30) -> None:
+    """Poll the readiness URL until it answers 200; fail fast if the process exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if running.process.returncode is not None:
+            raise RuntimeError(f"{running.name} exited with {running.process.returncode} during start-up")
+        if await asyncio.to_thread(_is_ready, running.url):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{running.name} was not ready at {running.url} within {timeout:.0f} s")
+        await asyncio.sleep(0.2)
+
+
+def _is_ready(url: str) -> bool:
+    if not port_is_open(url, timeout=0.2):
+        return False
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own loopback URL
+            return int(response.status) == 200
+    except OSError:
+        return False
+
+
+async def stop(running: Running, timeout: float = 15) -> None:
+    """SIGTERM, wait for a clean exit, SIGKILL if it does not come."""
+    if running.process.returncode is None:
+        running.process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(running.process.wait(), timeout)
+        except TimeoutError:
+            running.process.kill()
+            await running.process.wait()
+
+
+# --8<-- [start:run]
+@asynccontextmanager
+async def running_system(config: SystemConfig) -> AsyncIterator[dict[str, Running]]:
+    """Migrate, start every service in order, yield them by name; stop all in reverse order."""
+    migrate = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pg_data_service.migrate",
+        env=os.environ | {"DATABASE_URL": config.database_url},
+    )
+    if await migrate.wait() != 0:
+        raise RuntimeError("migrations failed; see the output above")
+    started: dict[str, Running] = {}
+    async with AsyncExitStack() as stack:
+        for name, env, ready_url in plan(config):
+            process = await asyncio.create_subprocess_exec(sys.executable, "-m", name, env=os.environ | env)
+            running = started[name] = Running(name, process, ready_url)
+            stack.push_async_callback(stop, running)  # stopped in reverse order
+            await wait_ready(running)
+        yield started
+        # --8<-- [end:run]

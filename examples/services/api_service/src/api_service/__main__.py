@@ -1,0 +1,10 @@
+"""``uv run python -m api_service``: serve on $HOST:$PORT (default 127.0.0.1:8000)."""
+
+import uvicorn
+
+from api_service.app import create_app
+from api_service.settings import Settings
+from shared.settings import load_settings
+
+settings = load_settings(Settings, "api_service")
+uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)

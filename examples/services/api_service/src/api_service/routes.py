@@ -1,0 +1,114 @@
+"""The public API: users, orders and activity, composed from both data services."""
+
+# No `from __future__ import annotations`: FastAPI evaluates these signatures at import.
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from api_service.cache import UserCache
+from shared.clients.mongo import MongoDataClient
+from shared.clients.pg import PgDataClient
+from shared.contracts.mongo import Activity
+from shared.contracts.pages import Cursor, Limit, Page
+from shared.contracts.pg import Order, OrderCreate, User, UserCreate, UserUpdate
+from shared.problems import ProblemError
+
+type PathId = Annotated[int, Path(gt=0, lt=2**63)]
+type IdempotencyKey = Annotated[
+    str, Header(alias="Idempotency-Key", min_length=8, max_length=255, pattern=r"^[\x21-\x7e]+$")
+]
+
+router = APIRouter()
+
+
+def pg(request: Request) -> PgDataClient:
+    client: PgDataClient = request.app.state.pg
+    return client
+
+
+def mongo(request: Request) -> MongoDataClient:
+    client: MongoDataClient = request.app.state.mongo
+    return client
+
+
+def users(request: Request) -> UserCache:
+    cache: UserCache = request.app.state.users
+    return cache
+
+
+type Pg = Annotated[PgDataClient, Depends(pg)]
+type Mongo = Annotated[MongoDataClient, Depends(mongo)]
+type Users = Annotated[UserCache, Depends(users)]
+
+
+@router.post("/users", status_code=status.HTTP_201_CREATED, tags=["users"])
+async def register(
+    data: UserCreate,
+    pg: Pg,
+    key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+) -> User:
+    return await pg.create_user(data, idempotency_key=key)
+
+
+# --8<-- [start:read-user]
+@router.get("/users/{user_id}", tags=["users"])
+async def get_user(user_id: PathId, users: Users, response: Response) -> User:
+    user = await users.get(user_id)
+    response.headers["ETag"] = f'"{user.version}"'
+    return user
+    # --8<-- [end:read-user]
+
+
+@router.patch("/users/{user_id}", tags=["users"])
+async def update_user(
+    user_id: PathId,
+    change: UserUpdate,
+    pg: Pg,
+    users: Users,
+    response: Response,
+    if_match: Annotated[str, Header(alias="If-Match", max_length=40)],
+) -> User:
+    version = if_match.removeprefix("W/").strip('"')
+    if not version.isdigit():
+        raise ProblemError(412, f"If-Match {if_match!r} matches no version of this user")
+    try:
+        user = await pg.update_user(user_id, change, int(version))
+    finally:
+        await users.forget(user_id)  # even a failed write may have raced a change: drop the copy
+    response.headers["ETag"] = f'"{user.version}"'
+    return user
+
+
+# --8<-- [start:place-order]
+@router.post("/orders", status_code=status.HTTP_201_CREATED, tags=["orders"])
+async def place_order(data: OrderCreate, key: IdempotencyKey, pg: Pg, users: Users) -> JSONResponse:
+    """Place an order. ``Idempotency-Key`` is required: a client retrying a timed-out
+    request must get the first order back, not a second one."""
+    await users.get(data.user_id)  # 404 for an unknown user, from the cache when warm
+    order = await pg.create_order(data, idempotency_key=key)
+    return JSONResponse(
+        order.model_dump(mode="json"), status_code=201, headers={"Location": f"/orders/{order.id}"}
+    )
+    # --8<-- [end:place-order]
+
+
+@router.get("/users/{user_id}/orders", tags=["orders"])
+async def user_orders(
+    user_id: PathId, pg: Pg, users: Users, limit: Limit = 20, cursor: Cursor | None = None
+) -> Page[Order]:
+    await users.get(user_id)
+    return await pg.list_orders(user_id=user_id, limit=limit, cursor=cursor)
+
+
+@router.get("/users/{user_id}/activity", tags=["activity"])
+async def user_activity(
+    user_id: PathId,
+    users: Users,
+    mongo: Mongo,
+    limit: Limit = 20,
+    cursor: Cursor | None = None,
+    kind: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z][a-z0-9_.]*$")] = None,
+) -> Page[Activity]:
+    await users.get(user_id)
+    return await mongo.list_activity(user_id, kind=kind, limit=limit, cursor=cursor)

@@ -1,0 +1,68 @@
+"""The bot's commands. Like every business service, it reaches data only through the clients."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.filters import Command, CommandStart, ExceptionTypeFilter
+from aiogram.types import ErrorEvent, Message
+
+from shared.clients.errors import DataServiceError, DependencyUnavailable
+from shared.clients.mongo import MongoDataClient
+from shared.clients.pg import PgDataClient
+from shared.contracts.pg import User, UserCreate
+
+
+def placeholder_email(chat_id: int) -> str:
+    """Telegram gives no email; users registered by the bot get a reserved, undeliverable one."""
+    return f"telegram-{chat_id}@users.example.org"
+
+
+# --8<-- [start:handlers]
+def build_router(pg: PgDataClient, mongo: MongoDataClient) -> Router:
+    router = Router(name="commands")
+
+    async def current_user(message: Message) -> User | None:
+        user = await pg.find_user_by_chat(message.chat.id)
+        if user is None:
+            await message.answer("I don't know you yet: send /start first.")
+        return user
+
+    @router.message(CommandStart())
+    async def start(message: Message) -> None:
+        if user := await pg.find_user_by_chat(message.chat.id):
+            await message.answer(f"Welcome back, {user.name}!")
+            return
+        name = (message.from_user.full_name if message.from_user else "") or "Telegram user"
+        new = UserCreate(
+            email=placeholder_email(message.chat.id), name=name[:120], telegram_chat_id=message.chat.id
+        )
+        # Telegram re-delivers updates after a crash: the key makes /start create one user, ever.
+        user = await pg.create_user(new, idempotency_key=f"telegram-start-{message.chat.id}")
+        await message.answer(f"Welcome, {user.name}! You are customer #{user.id}.")
+
+    @router.message(Command("orders"))
+    async def orders(message: Message) -> None:
+        if user := await current_user(message):
+            page = await pg.list_orders(user_id=user.id, limit=5)
+            lines = [f"#{o.id} · {o.status} · {o.total}" for o in page.items]
+            await message.answer("\n".join(["Your latest orders:", *lines]) if lines else "No orders yet.")
+
+    @router.message(Command("activity"))
+    async def activity(message: Message) -> None:
+        if user := await current_user(message):
+            page = await mongo.list_activity(user.id, limit=5)
+            lines = [f"{a.at:%Y-%m-%d %H:%M} · {a.kind}" for a in page.items]
+            await message.answer("\n".join(["Recent activity:", *lines]) if lines else "No activity yet.")
+
+    @router.errors(ExceptionTypeFilter(DataServiceError))
+    async def data_unavailable(event: ErrorEvent) -> None:
+        if event.update.message is not None:
+            busy = isinstance(event.exception, DependencyUnavailable)
+            await event.update.message.answer(
+                "We are busy right now, please try again in a minute."
+                if busy
+                else "Sorry, that did not work."
+            )
+
+    return router
+    # --8<-- [end:handlers]

@@ -1,0 +1,10 @@
+"""``uv run python -m mongo_data_service``: serve on $HOST:$PORT (default 127.0.0.1:8002)."""
+
+import uvicorn
+
+from mongo_data_service.app import create_app
+from mongo_data_service.settings import Settings
+from shared.settings import load_settings
+
+settings = load_settings(Settings, "mongo_data_service")
+uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)

@@ -1,0 +1,79 @@
+"""The pg_data_service application: the only process that talks to PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+from pg_data_service.routes import build_router
+from pg_data_service.settings import Settings
+from shared.auth import CallerAuth
+from shared.health import health_router
+from shared.problems import BodySizeLimit, Problem, install_problem_handlers, problem_response
+
+# Who may do what. A caller missing here gets 403 for everything.
+PERMISSIONS = {
+    "api": frozenset({"users:read", "users:write", "orders:read", "orders:write"}),
+    "bot": frozenset({"users:read", "users:write", "orders:read"}),
+    "worker": frozenset({"users:read", "orders:read", "orders:write"}),
+}
+
+
+# --8<-- [start:factory]
+def create_app(settings: Settings) -> FastAPI:
+    engine = create_async_engine(
+        settings.async_database_url,
+        pool_size=settings.pool_size,
+        max_overflow=settings.pool_max_overflow,
+        pool_timeout=settings.pool_timeout_seconds,
+        pool_pre_ping=True,
+        # A runaway query is cancelled by PostgreSQL itself, not left to hold a connection.
+        connect_args={"server_settings": {"statement_timeout": str(settings.statement_timeout_ms)}},
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.sessions = async_sessionmaker(engine, expire_on_commit=False)
+        yield
+        await engine.dispose()
+
+    async def database() -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    app = FastAPI(title="pg_data_service", version="1.0.0", lifespan=lifespan)
+    install_problem_handlers(app)
+    app.add_exception_handler(DBAPIError, database_unavailable)
+    app.add_exception_handler(PoolTimeout, database_unavailable)
+    app.add_exception_handler(OSError, database_unavailable)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(health_router({"postgresql": database}))
+    app.include_router(build_router(CallerAuth(settings.service_tokens, PERMISSIONS)))
+    return app
+    # --8<-- [end:factory]
+
+
+async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """Database errors the repository did not expect: bad data is the caller's (409/422);
+    down, slow or out of connections is 503, and the caller may retry."""
+    path = request.url.path
+    match exc:
+        case IntegrityError():
+            return problem_response(
+                Problem(status=409, title="Conflict", detail="conflicts with stored data", instance=path)
+            )
+        case DataError():
+            problem = Problem(
+                status=422, title="Unprocessable Content", detail="a value is out of range", instance=path
+            )
+            return problem_response(problem)
+    detail = f"PostgreSQL is unavailable ({type(exc).__name__})"
+    problem = Problem(status=503, title="Service Unavailable", detail=detail, instance=path)
+    return problem_response(problem, {"Retry-After": "1"})

@@ -1,0 +1,70 @@
+"""Idempotency keys: a retried create returns the first answer instead of creating twice.
+
+The key row is inserted in the same transaction as the resource. A concurrent retry
+with the same key blocks on the primary key until the first transaction commits,
+then reads its stored answer; if the first one rolled back, the retry proceeds as
+the first. A key reused with a *different* request is a client bug: 422.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Header
+from pydantic import BaseModel
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pg_data_service.tables import IdempotencyRow
+from shared.problems import ProblemError
+
+type IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Repeat a create safely: the same key and body return the first result",
+    ),
+]
+
+
+# --8<-- [start:create-once]
+async def create_once(
+    session: AsyncSession,
+    caller: str,
+    key: str | None,
+    request: BaseModel,
+    create: Callable[[], Awaitable[BaseModel]],
+) -> tuple[dict[str, Any], bool]:
+    """Run ``create`` once per (caller, key); return (response body, whether it was replayed)."""
+    if key is None:
+        return (await create()).model_dump(mode="json"), False
+    digest = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+    claimed = await session.scalar(
+        insert(IdempotencyRow)
+        .values(caller=caller, key=key, request_hash=digest)
+        .on_conflict_do_nothing()
+        .returning(IdempotencyRow.key)
+    )
+    if claimed is None:  # the key was used before: answer as the first time, or refuse
+        first = await session.scalar(
+            select(IdempotencyRow).where(IdempotencyRow.caller == caller, IdempotencyRow.key == key)
+        )
+        assert first is not None  # the claim failed, so the row exists and is committed
+        assert first.response is not None
+        if first.request_hash != digest:
+            raise ProblemError(422, "this Idempotency-Key was used with a different request body")
+        return first.response, True
+    body = (await create()).model_dump(mode="json")
+    await session.execute(
+        update(IdempotencyRow)
+        .where(IdempotencyRow.caller == caller, IdempotencyRow.key == key)
+        .values(status_code=201, response=body)
+    )
+    return body, False
+    # --8<-- [end:create-once]

@@ -1,0 +1,179 @@
+"""Users and orders in PostgreSQL. The only module of the service that writes SQL.
+
+Routes speak pydantic contracts; this module turns them into rows and back, and
+raises :class:`~shared.problems.ProblemError` for the outcomes a client must handle
+(not found, stale version, conflict).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import NoReturn
+
+from sqlalchemy import exists, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pg_data_service.tables import OrderRow, UserRow
+from shared.contracts.pages import InvalidCursor, Page, decode_cursor, encode_cursor
+from shared.contracts.pg import (
+    ALLOWED_TRANSITIONS,
+    Order,
+    OrderCreate,
+    OrderStatus,
+    User,
+    UserCreate,
+    UserUpdate,
+)
+from shared.problems import ProblemError
+
+
+def _user(row: UserRow) -> User:
+    return User.model_validate(row, from_attributes=True)
+
+
+def _order(row: OrderRow) -> Order:
+    return Order.model_validate(row, from_attributes=True)
+
+
+def _after(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    try:
+        (last_id,) = decode_cursor(cursor, int)
+    except InvalidCursor as error:
+        raise ProblemError(422, str(error)) from error
+    return int(last_id)
+
+
+class UserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(self, data: UserCreate) -> User:
+        row = UserRow(
+            email=data.email.lower(), name=data.name, telegram_chat_id=data.telegram_chat_id, version=1
+        )
+        self.session.add(row)
+        try:
+            await self.session.flush()
+        except IntegrityError as error:
+            raise ProblemError(409, "a user with this email or telegram_chat_id exists") from error
+        await self.session.refresh(row)
+        return _user(row)
+
+    async def get(self, user_id: int) -> User:
+        row = await self.session.get(UserRow, user_id)
+        if row is None:
+            raise ProblemError(404, f"user {user_id} does not exist")
+        return _user(row)
+
+    async def list(
+        self, *, limit: int, cursor: str | None, email: str | None, telegram_chat_id: int | None
+    ) -> Page[User]:
+        query = select(UserRow).order_by(UserRow.id.desc()).limit(limit + 1)
+        if (after := _after(cursor)) is not None:
+            query = query.where(UserRow.id < after)
+        if email is not None:
+            query = query.where(UserRow.email == email.lower())
+        if telegram_chat_id is not None:
+            query = query.where(UserRow.telegram_chat_id == telegram_chat_id)
+        rows = list((await self.session.scalars(query)).all())
+        return _page([_user(row) for row in rows], limit)
+
+    # --8<-- [start:update]
+    async def update(self, user_id: int, change: UserUpdate, expected_version: int) -> User:
+        """Apply ``change`` only if the row is still at ``expected_version`` (else 412)."""
+        values = change.model_dump(exclude_unset=True)
+        statement = (
+            update(UserRow)
+            .where(UserRow.id == user_id, UserRow.version == expected_version)
+            .values(**values, version=UserRow.version + 1)
+            .returning(UserRow)
+        )
+        try:
+            row = (await self.session.execute(statement)).scalar_one_or_none()
+        except IntegrityError as error:
+            raise ProblemError(409, "another user has this telegram_chat_id") from error
+        if row is None:
+            await missing_or_stale(self.session, UserRow, user_id, expected_version)
+        return _user(row)
+        # --8<-- [end:update]
+
+
+async def missing_or_stale(
+    session: AsyncSession, table: type[UserRow | OrderRow], id_: int, version: int
+) -> NoReturn:
+    """An update matched no row: say whether the row is gone (404) or has moved on (412)."""
+    name = table.__tablename__.removesuffix("s")
+    if not await session.scalar(select(exists().where(table.id == id_))):
+        raise ProblemError(404, f"{name} {id_} does not exist")
+    raise ProblemError(412, f"{name} {id_} is no longer at version {version}")
+
+
+class OrderRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create_order(self, data: OrderCreate) -> Order:
+        if await self.session.get(UserRow, data.user_id) is None:
+            raise ProblemError(
+                422, f"user {data.user_id} does not exist", errors=[{"loc": ["body", "user_id"]}]
+            )
+        row = OrderRow(
+            user_id=data.user_id,
+            items=[item.model_dump(mode="json") for item in data.items],
+            total=data.total.quantize(Decimal("0.01")),
+            status=OrderStatus.placed.value,
+            version=1,
+        )
+        self.session.add(row)
+        await self.session.flush()
+        await self.session.refresh(row)
+        return _order(row)
+
+    async def get_order(self, order_id: int) -> Order:
+        row = await self.session.get(OrderRow, order_id)
+        if row is None:
+            raise ProblemError(404, f"order {order_id} does not exist")
+        return _order(row)
+
+    # --8<-- [start:keyset]
+    async def list_orders(
+        self, *, limit: int, cursor: str | None, user_id: int | None, status: OrderStatus | None
+    ) -> Page[Order]:
+        """Newest first, ``limit`` at a time; the cursor is the last id seen (keyset pagination)."""
+        query = select(OrderRow).order_by(OrderRow.id.desc()).limit(limit + 1)
+        if (after := _after(cursor)) is not None:
+            query = query.where(OrderRow.id < after)
+        if user_id is not None:
+            query = query.where(OrderRow.user_id == user_id)
+        if status is not None:
+            query = query.where(OrderRow.status == status.value)
+        rows = list((await self.session.scalars(query)).all())
+        return _page([_order(row) for row in rows], limit)
+        # --8<-- [end:keyset]
+
+    async def set_status(self, order_id: int, status: OrderStatus, expected_version: int) -> Order:
+        current = await self.get_order(order_id)
+        if current.version != expected_version:
+            raise ProblemError(412, f"order {order_id} is no longer at version {expected_version}")
+        if status not in ALLOWED_TRANSITIONS[current.status]:
+            raise ProblemError(409, f"order {order_id} cannot go from {current.status} to {status}")
+        statement = (
+            update(OrderRow)
+            .where(OrderRow.id == order_id, OrderRow.version == expected_version)
+            .values(status=status.value, version=OrderRow.version + 1)
+            .returning(OrderRow)
+        )
+        row = (await self.session.execute(statement)).scalar_one_or_none()
+        if row is None:
+            await missing_or_stale(self.session, OrderRow, order_id, expected_version)
+        return _order(row)
+
+
+def _page[T: (User, Order)](items: list[T], limit: int) -> Page[T]:
+    """Fetch ``limit + 1`` rows: the extra one only says whether a next page exists."""
+    more = len(items) > limit
+    items = items[:limit]
+    return Page[T](items=items, next_cursor=encode_cursor(items[-1].id) if more else None)

@@ -1,0 +1,27 @@
+"""Everything pg_data_service reads from its environment."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, PostgresDsn
+
+from shared.settings import ServiceSettings, ServiceTokens
+
+
+# --8<-- [start:settings]
+class Settings(ServiceSettings):
+    port: Annotated[int, Field(ge=1, le=65535)] = 8001
+    database_url: PostgresDsn
+    service_tokens: ServiceTokens
+    pool_size: Annotated[int, Field(ge=1, le=100)] = 10
+    pool_max_overflow: Annotated[int, Field(ge=0, le=100)] = 5
+    pool_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
+    statement_timeout_ms: Annotated[int, Field(ge=100, le=600_000)] = 5_000
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
+    # --8<-- [end:settings]
+
+    @property
+    def async_database_url(self) -> str:
+        """The URL for SQLAlchemy's asyncpg dialect."""
+        return str(self.database_url).replace("postgresql://", "postgresql+asyncpg://", 1)

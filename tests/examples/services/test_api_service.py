@@ -1,0 +1,186 @@
+"""api_service composed over real data services on loopback, with Redis as its cache."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+from redis.asyncio import Redis
+
+from api_service.app import create_app
+from api_service.settings import Settings
+from patterns.testing.pytest_fixtures import RedisTarget
+from patterns.testing.servers import serving
+from patterns.testing.service_resolution import free_port
+from tests.examples.services.conftest import TOKENS
+from tests.examples.services.test_pg_data_service import ITEMS, assert_problem
+
+ALICE = {"email": "alice@example.org", "name": "Alice"}
+
+
+def api_settings(pg_url: str, mongo_url: str, redis: RedisTarget, **overrides: Any) -> Settings:
+    return Settings(
+        pg_data_url=pg_url,
+        mongo_data_url=mongo_url,
+        service_token=SecretStr(TOKENS["api"]),
+        redis_url=redis.url,
+        cache_prefix=redis.prefix,
+        **overrides,
+    )
+
+
+async def client_for(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://api") as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+async def api(pg_url: str, mongo_url: str, redis_target: RedisTarget) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in client_for(create_app(api_settings(pg_url, mongo_url, redis_target))):
+        yield client
+
+
+async def test_register_then_read_fills_the_cache(api: httpx.AsyncClient, redis_target: RedisTarget) -> None:
+    user = (await api.post("/users", json=ALICE)).json()
+    redis = Redis.from_url(redis_target.url)
+    try:
+        key = f"{redis_target.prefix}user:{user['id']}"
+        assert await redis.exists(key) == 0
+        first = await api.get(f"/users/{user['id']}")
+        assert first.json() == user
+        assert first.headers["ETag"] == '"1"'
+        assert await redis.exists(key) == 1
+        ttl = await redis.ttl(key)
+        assert 270 <= ttl <= 330  # 300 s ± 10 % jitter
+    finally:
+        await redis.aclose()
+
+
+async def test_an_update_invalidates_the_cached_user(api: httpx.AsyncClient) -> None:
+    user = (await api.post("/users", json=ALICE)).json()
+    await api.get(f"/users/{user['id']}")  # cached at version 1
+    updated = await api.patch(f"/users/{user['id']}", json={"name": "Alice B."}, headers={"If-Match": '"1"'})
+    assert updated.status_code == 200
+    again = (await api.get(f"/users/{user['id']}")).json()
+    assert again["name"] == "Alice B."
+    assert again["version"] == 2
+
+
+async def test_a_stale_update_is_412_and_an_unknown_user_404(api: httpx.AsyncClient) -> None:
+    user = (await api.post("/users", json=ALICE)).json()
+    await api.patch(f"/users/{user['id']}", json={"name": "B"}, headers={"If-Match": '"1"'})
+    assert_problem(
+        await api.patch(f"/users/{user['id']}", json={"name": "C"}, headers={"If-Match": '"1"'}), 412
+    )
+    assert_problem(await api.get("/users/987654"), 404)
+
+
+async def test_placing_an_order_needs_an_idempotency_key_and_replays_it(api: httpx.AsyncClient) -> None:
+    user = (await api.post("/users", json=ALICE)).json()
+    order = {"user_id": user["id"], "items": ITEMS}
+    assert_problem(await api.post("/orders", json=order), 422)
+    key = {"Idempotency-Key": "order-2026-11-25-0001"}
+    first = await api.post("/orders", json=order, headers=key)
+    retry = await api.post("/orders", json=order, headers=key)
+    assert first.status_code == retry.status_code == 201
+    assert retry.json()["id"] == first.json()["id"]
+    listed = (await api.get(f"/users/{user['id']}/orders")).json()
+    assert [o["id"] for o in listed["items"]] == [first.json()["id"]]
+
+
+async def test_an_order_for_an_unknown_user_is_404(api: httpx.AsyncClient) -> None:
+    response = await api.post(
+        "/orders", json={"user_id": 555, "items": ITEMS}, headers={"Idempotency-Key": "k-12345678"}
+    )
+    assert_problem(response, 404)
+
+
+async def test_activity_is_read_from_the_mongo_data_service(
+    api: httpx.AsyncClient, mongo: httpx.AsyncClient
+) -> None:
+    user = (await api.post("/users", json=ALICE)).json()
+    await mongo.post("/activity", json={"user_id": user["id"], "kind": "login"})
+    page = (await api.get(f"/users/{user['id']}/activity")).json()
+    assert [a["kind"] for a in page["items"]] == ["login"]
+
+
+async def test_a_data_service_that_is_down_gives_a_fast_503_and_recovery_is_automatic(
+    pg_app: FastAPI, mongo_url: str, redis_target: RedisTarget
+) -> None:
+    port = free_port()
+    settings = api_settings(f"http://127.0.0.1:{port}", mongo_url, redis_target)
+    async for api in client_for(create_app(settings)):
+        started = time.monotonic()
+        down = await api.post("/users", json=ALICE)
+        assert_problem(down, 503)
+        assert down.headers["Retry-After"] == "1"
+        assert "pg_data_service is unavailable" in down.json()["detail"]
+        assert time.monotonic() - started < 2
+        assert_problem(await api.get("/health/ready"), 503)
+        async with serving(pg_app, port=port):
+            assert (await api.post("/users", json=ALICE)).status_code == 201
+            assert (await api.get("/health/ready")).status_code == 200
+
+
+async def test_a_hanging_data_service_costs_at_most_the_timeout(
+    mongo_url: str, redis_target: RedisTarget
+) -> None:
+    async def never_answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # take the request, answer nothing, until the client gives up
+        writer.close()
+
+    server = await asyncio.start_server(never_answers, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    settings = api_settings(f"http://127.0.0.1:{port}", mongo_url, redis_target, data_timeout_seconds=0.3)
+    async with server:
+        async for api in client_for(create_app(settings)):
+            started = time.monotonic()
+            assert_problem(await api.get("/users/1"), 503)
+            # a GET is retried: 3 attempts of 0.3 s plus jittered backoff of at most 2 s
+            assert time.monotonic() - started < 3.5
+
+
+async def test_redis_down_degrades_to_reading_through(pg_url: str, mongo_url: str) -> None:
+    dead_redis = RedisTarget(f"redis://127.0.0.1:{free_port()}/0", "x:")
+    async for api in client_for(create_app(api_settings(pg_url, mongo_url, dead_redis))):
+        user = (await api.post("/users", json=ALICE)).json()
+        assert (await api.get(f"/users/{user['id']}")).json() == user
+        updated = await api.patch(f"/users/{user['id']}", json={"name": "B"}, headers={"If-Match": '"1"'})
+        assert updated.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "headers"),
+    [
+        ("POST", "/users", {"email": "x", "name": "A"}, {}),
+        ("POST", "/orders", {"user_id": "x", "items": ITEMS}, {"Idempotency-Key": "k-12345678"}),
+        ("POST", "/orders", {"user_id": 1, "items": ITEMS}, {"Idempotency-Key": "short"}),
+        ("GET", "/users/0", None, {}),
+        ("GET", "/users/1/orders?limit=500", None, {}),
+        ("GET", "/users/1/activity?kind=$where", None, {}),
+        ("PATCH", "/users/1", {"name": "x"}, {}),
+    ],
+)
+async def test_bad_input_is_422_problem_json(
+    api: httpx.AsyncClient, method: str, path: str, body: Any, headers: dict[str, str]
+) -> None:
+    assert_problem(await api.request(method, path, json=body, headers=headers), 422)
+
+
+async def test_a_refused_service_token_is_a_502_not_the_clients_fault(
+    pg_url: str, mongo_url: str, redis_target: RedisTarget
+) -> None:
+    settings = api_settings(pg_url, mongo_url, redis_target).model_copy(
+        update={"service_token": SecretStr("not-a-valid-token-at-all")}
+    )
+    async for api in client_for(create_app(settings)):
+        assert_problem(await api.post("/users", json=ALICE), 502)

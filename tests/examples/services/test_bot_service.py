@@ -1,0 +1,90 @@
+"""The real aiogram bot, polling a fake Telegram Bot API on loopback, over the real data services."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from bot_service.main import run
+from bot_service.settings import Settings
+from patterns.testing.fake_telegram import FakeTelegram, fake_telegram
+from patterns.testing.service_resolution import free_port
+from tests.examples.services.conftest import TOKENS
+from tests.examples.services.test_pg_data_service import ITEMS
+
+CHAT = 4242
+
+
+@pytest.fixture
+async def telegram(pg_url: str, mongo_url: str) -> AsyncIterator[FakeTelegram]:
+    async with fake_telegram() as (fake, telegram_url):
+        settings = Settings(
+            port=free_port(),
+            bot_token=SecretStr("123456:TEST-token-for-the-fake-server"),
+            telegram_api_url=telegram_url,
+            pg_data_url=pg_url,
+            mongo_data_url=mongo_url,
+            service_token=SecretStr(TOKENS["bot"]),
+        )
+        bot = asyncio.create_task(run(settings, handle_signals=False))
+        try:
+            yield fake
+        finally:
+            bot.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await bot
+
+
+async def test_start_registers_a_new_user_once(telegram: FakeTelegram, pg: httpx.AsyncClient) -> None:
+    await telegram.send_command(CHAT, "/start", first_name="Alice")
+    [welcome] = await telegram.replies(CHAT, 1)
+    assert welcome.startswith("Welcome, Alice! You are customer #")
+    await telegram.send_command(CHAT, "/start")
+    assert (await telegram.replies(CHAT, 2))[1] == "Welcome back, Alice!"
+    users = (await pg.get("/users", params={"telegram_chat_id": CHAT})).json()["items"]
+    assert len(users) == 1
+    assert users[0]["email"] == f"telegram-{CHAT}@users.example.org"
+
+
+async def test_orders_and_activity_commands_read_through_the_data_services(
+    telegram: FakeTelegram, pg: httpx.AsyncClient, mongo: httpx.AsyncClient
+) -> None:
+    await telegram.send_command(CHAT, "/orders")
+    assert (await telegram.replies(CHAT, 1))[0] == "I don't know you yet: send /start first."
+    await telegram.send_command(CHAT, "/start")
+    await telegram.replies(CHAT, 2)
+    user = (await pg.get("/users", params={"telegram_chat_id": CHAT})).json()["items"][0]
+    order = (await pg.post("/orders", json={"user_id": user["id"], "items": ITEMS})).json()
+    await mongo.post("/activity", json={"user_id": user["id"], "kind": "order.placed"})
+    await telegram.send_command(CHAT, "/orders")
+    await telegram.send_command(CHAT, "/activity")
+    replies = await telegram.replies(CHAT, 4)
+    assert replies[2] == f"Your latest orders:\n#{order['id']} · placed · 26.25"
+    assert replies[3].startswith("Recent activity:\n")
+    assert replies[3].endswith("· order.placed")
+
+
+async def test_a_data_service_outage_gets_a_polite_answer(mongo_url: str) -> None:
+    async with fake_telegram() as (fake, telegram_url):
+        settings = Settings(
+            port=free_port(),
+            bot_token=SecretStr("123456:TEST-token-for-the-fake-server"),
+            telegram_api_url=telegram_url,
+            pg_data_url=f"http://127.0.0.1:{free_port()}",
+            mongo_data_url=mongo_url,
+            service_token=SecretStr(TOKENS["bot"]),
+            data_timeout_seconds=0.3,
+        )
+        bot = asyncio.create_task(run(settings, handle_signals=False))
+        try:
+            await fake.send_command(CHAT, "/orders")
+            assert await fake.replies(CHAT, 1) == ["We are busy right now, please try again in a minute."]
+        finally:
+            bot.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await bot

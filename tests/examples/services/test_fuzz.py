@@ -1,0 +1,60 @@
+"""Schema-driven fuzzing: schemathesis generates requests from each data service's OpenAPI.
+
+Whatever it sends (wrong types, huge numbers, odd strings, missing fields), a data
+service must answer with a 2xx or a 4xx problem, never a 5xx. The runs are bounded
+(examples per operation) and target loopback only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+
+from mongo_data_service.app import create_app as create_mongo_app
+from mongo_data_service.settings import Settings as MongoSettings
+from patterns.testing.servers import serving_in_thread
+from pg_data_service.app import create_app as create_pg_app
+from pg_data_service.settings import Settings as PgSettings
+from tests.examples.services.conftest import TOKENS, auth
+
+# The schemas come from the apps themselves; building an app and its OpenAPI opens no connection.
+PG_SCHEMA = schemathesis.openapi.from_dict(
+    create_pg_app(
+        PgSettings(database_url="postgresql://schema@localhost/none", service_tokens=TOKENS)
+    ).openapi()
+)
+MONGO_SCHEMA = schemathesis.openapi.from_dict(
+    create_mongo_app(MongoSettings(mongodb_url="mongodb://localhost:1/", service_tokens=TOKENS)).openapi()
+)
+FUZZ = settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+
+
+@pytest.fixture
+def pg_live(pg_settings: PgSettings) -> Iterator[str]:
+    with serving_in_thread(create_pg_app(pg_settings)) as url:
+        yield url
+
+
+@pytest.fixture
+def mongo_live(mongo_settings: MongoSettings) -> Iterator[str]:
+    with serving_in_thread(create_mongo_app(mongo_settings)) as url:
+        yield url
+
+
+@PG_SCHEMA.parametrize()
+@FUZZ
+def test_pg_data_service_never_answers_5xx(case: schemathesis.Case[Any], pg_live: str) -> None:
+    response = case.call(base_url=pg_live, headers=auth(), timeout=10)
+    case.validate_response(response, checks=[not_a_server_error])
+
+
+@MONGO_SCHEMA.parametrize()
+@FUZZ
+def test_mongo_data_service_never_answers_5xx(case: schemathesis.Case[Any], mongo_live: str) -> None:
+    response = case.call(base_url=mongo_live, headers=auth(), timeout=10)
+    case.validate_response(response, checks=[not_a_server_error])

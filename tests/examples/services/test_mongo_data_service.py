@@ -1,0 +1,130 @@
+"""mongo_data_service against a MongoDB wire-protocol server: activity, preferences, injection guard."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from pymongo import AsyncMongoClient
+
+from patterns.testing.pytest_fixtures import MongoTarget
+from tests.examples.services.conftest import auth
+from tests.examples.services.test_pg_data_service import assert_problem
+
+
+async def test_appended_activity_is_listed_newest_first(mongo: httpx.AsyncClient) -> None:
+    for n in range(3):
+        response = await mongo.post(
+            "/activity", json={"user_id": 7, "kind": "order.placed", "payload": {"n": n}}
+        )
+        assert response.status_code == 201
+    await mongo.post("/activity", json={"user_id": 8, "kind": "order.placed"})
+    page = (await mongo.get("/activity", params={"user_id": 7})).json()
+    assert [item["payload"]["n"] for item in page["items"]] == [2, 1, 0]
+    assert page["next_cursor"] is None
+
+
+async def test_cursor_pagination_walks_all_activity_once(mongo: httpx.AsyncClient) -> None:
+    for n in range(7):
+        await mongo.post("/activity", json={"user_id": 7, "kind": "login", "payload": {"n": n}})
+    seen: list[int] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"user_id": 7, "limit": 3} | ({"cursor": cursor} if cursor else {})
+        page = (await mongo.get("/activity", params=params)).json()
+        seen += [item["payload"]["n"] for item in page["items"]]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert sorted(seen) == list(range(7))
+    assert len(seen) == 7
+
+
+async def test_filter_by_kind(mongo: httpx.AsyncClient) -> None:
+    await mongo.post("/activity", json={"user_id": 7, "kind": "login"})
+    await mongo.post("/activity", json={"user_id": 7, "kind": "order.placed"})
+    page = (await mongo.get("/activity", params={"user_id": 7, "kind": "login"})).json()
+    assert [item["kind"] for item in page["items"]] == ["login"]
+
+
+async def test_retried_append_with_same_key_stores_one_document(
+    mongo: httpx.AsyncClient, mongo_target: MongoTarget
+) -> None:
+    body = {"user_id": 7, "kind": "order.confirmed", "payload": {"order_id": 1}}
+    first = await mongo.post("/activity", json=body, headers={"Idempotency-Key": "confirm-1"})
+    again = await mongo.post("/activity", json=body, headers={"Idempotency-Key": "confirm-1"})
+    assert again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    different = await mongo.post(
+        "/activity", json=body | {"payload": {"order_id": 2}}, headers={"Idempotency-Key": "confirm-1"}
+    )
+    assert_problem(different, 422)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_target.url)
+    try:
+        assert await client[mongo_target.database].activity.count_documents({}) == 1
+    finally:
+        await client.close()
+
+
+async def test_preferences_put_then_get(mongo: httpx.AsyncClient) -> None:
+    assert_problem(await mongo.get("/preferences/7"), 404)
+    put = await mongo.put("/preferences/7", json={"channels": ["telegram"], "language": "de"})
+    assert put.json() == {"user_id": 7, "channels": ["telegram"], "language": "de", "version": 1}
+    await mongo.put("/preferences/7", json={"channels": [], "language": "en"})
+    assert (await mongo.get("/preferences/7")).json()["version"] == 2
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"$where": "sleep(1000)"},
+        {"a.b": 1},
+        {"nested": {"$gt": ""}},
+        {"list": [{"ok": 1}, {"$set": {"x": 1}}]},
+        {"": 1},
+        {"deep": {"a": {"b": {"c": {"d": {"e": 1}}}}}},
+        {f"k{i}": i for i in range(101)},
+    ],
+)
+async def test_payload_cannot_smuggle_operators_dotted_keys_or_bombs(
+    mongo: httpx.AsyncClient, payload: dict[str, Any]
+) -> None:
+    assert_problem(await mongo.post("/activity", json={"user_id": 7, "kind": "x", "payload": payload}), 422)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "params"),
+    [
+        ("POST", "/activity", {"user_id": {"$gt": 0}, "kind": "x"}, None),
+        ("POST", "/activity", {"user_id": 7, "kind": "Robert'); DROP"}, None),
+        ("POST", "/activity", {"user_id": 7, "kind": "x", "extra": 1}, None),
+        ("GET", "/activity", None, {"user_id": '{"$gt": 0}'}),
+        ("GET", "/activity", None, {"user_id": 7, "kind": "$where"}),
+        ("GET", "/activity", None, {"user_id": 7, "limit": 0}),
+        ("GET", "/activity", None, {"user_id": 7, "limit": 1000}),
+        ("GET", "/activity", None, {"user_id": 7, "cursor": "WyJ4IiwieSJd"}),
+        ("GET", "/activity", None, {}),
+        ("PUT", "/preferences/7", {"channels": ["carrier-pigeon"]}, None),
+        ("PUT", "/preferences/0", {"channels": []}, None),
+    ],
+)
+async def test_malformed_or_hostile_input_is_422(
+    mongo: httpx.AsyncClient, method: str, path: str, body: Any, params: Any
+) -> None:
+    assert_problem(await mongo.request(method, path, json=body, params=params), 422)
+
+
+async def test_auth_and_permissions(mongo: httpx.AsyncClient) -> None:
+    assert_problem(await mongo.get("/activity", params={"user_id": 7}, headers={"Authorization": ""}), 401)
+    assert_problem(await mongo.post("/activity", json={"user_id": 7, "kind": "x"}, headers=auth("bot")), 403)
+    assert (await mongo.get("/activity", params={"user_id": 7}, headers=auth("bot"))).status_code == 200
+
+
+async def test_health_and_indexes(mongo: httpx.AsyncClient, mongo_target: MongoTarget) -> None:
+    assert (await mongo.get("/health/ready")).json() == {"status": "ok", "checks": {"mongodb": "ok"}}
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_target.url)
+    try:
+        indexes = await client[mongo_target.database].preferences.index_information()
+    finally:
+        await client.close()
+    assert any(index.get("unique") for index in indexes.values())

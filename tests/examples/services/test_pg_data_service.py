@@ -1,0 +1,270 @@
+"""pg_data_service against a real PostgreSQL: the contract a business service relies on."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from patterns.testing.service_resolution import free_port
+from pg_data_service.app import create_app
+from pg_data_service.settings import Settings
+from tests.examples.services.conftest import TOKENS, auth
+
+PROBLEM = "application/problem+json"
+ALICE = {"email": "alice@example.org", "name": "Alice"}
+ITEMS = [
+    {"sku": "book-1", "quantity": 2, "unit_price": "12.50"},
+    {"sku": "pen", "quantity": 1, "unit_price": "1.25"},
+]
+
+
+async def new_user(pg: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
+    response = await pg.post("/users", json=ALICE | fields)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["title"]
+    return body
+
+
+async def test_created_user_is_returned_with_etag_and_location(pg: httpx.AsyncClient) -> None:
+    response = await pg.post("/users", json=ALICE)
+    assert response.status_code == 201
+    user = response.json()
+    assert user | {"id": 0, "created_at": ""} == {
+        "id": 0,
+        "email": "alice@example.org",
+        "name": "Alice",
+        "telegram_chat_id": None,
+        "created_at": "",
+        "version": 1,
+    }
+    assert response.headers["ETag"] == '"1"'
+    assert response.headers["Location"] == f"/users/{user['id']}"
+    got = await pg.get(f"/users/{user['id']}")
+    assert got.json() == user
+    assert got.headers["ETag"] == '"1"'
+
+
+async def test_second_user_with_the_same_email_is_a_conflict(pg: httpx.AsyncClient) -> None:
+    await new_user(pg)
+    assert_problem(await pg.post("/users", json={"email": "ALICE@example.org", "name": "A2"}), 409)
+
+
+async def test_retried_create_with_same_idempotency_key_returns_first_user(
+    pg: httpx.AsyncClient, postgres_url: str
+) -> None:
+    headers = {"Idempotency-Key": "signup-7f3a"}
+    first = await pg.post("/users", json=ALICE, headers=headers)
+    again = await pg.post("/users", json=ALICE, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        assert await connection.fetchval("SELECT count(*) FROM users") == 1
+    finally:
+        await connection.close()
+
+
+async def test_reusing_an_idempotency_key_with_a_different_body_is_422(pg: httpx.AsyncClient) -> None:
+    headers = {"Idempotency-Key": "signup-7f3a"}
+    await pg.post("/users", json=ALICE, headers=headers)
+    body = assert_problem(await pg.post("/users", json=ALICE | {"name": "Mallory"}, headers=headers), 422)
+    assert "different request" in body["detail"]
+
+
+async def test_concurrent_creates_with_one_key_make_one_order(pg: httpx.AsyncClient, pg_url: str) -> None:
+    user = await new_user(pg)
+    order = {"user_id": user["id"], "items": ITEMS}
+    async with httpx.AsyncClient(base_url=pg_url, headers=auth() | {"Idempotency-Key": "cart-42"}) as client:
+        answers = await asyncio.gather(*(client.post("/orders", json=order) for _ in range(8)))
+    assert {a.status_code for a in answers} == {201}
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert sum(a.headers.get("Idempotent-Replayed") == "true" for a in answers) == 7
+    page = (await pg.get("/orders", params={"user_id": user["id"]})).json()
+    assert len(page["items"]) == 1
+
+
+async def test_idempotency_keys_of_different_callers_do_not_collide(pg: httpx.AsyncClient) -> None:
+    key = {"Idempotency-Key": "same-key"}
+    first = await pg.post("/users", json=ALICE, headers=key)
+    other = await pg.post(
+        "/users", json={"email": "bob@example.org", "name": "Bob"}, headers=key | auth("bot")
+    )
+    assert first.status_code == other.status_code == 201
+    assert first.json()["id"] != other.json()["id"]
+
+
+async def test_order_total_is_computed_and_status_starts_placed(pg: httpx.AsyncClient) -> None:
+    user = await new_user(pg)
+    order = (await pg.post("/orders", json={"user_id": user["id"], "items": ITEMS})).json()
+    assert order["total"] == "26.25"
+    assert order["status"] == "placed"
+    assert order["version"] == 1
+
+
+async def test_an_order_for_a_missing_user_is_422(pg: httpx.AsyncClient) -> None:
+    assert_problem(await pg.post("/orders", json={"user_id": 999_999, "items": ITEMS}), 422)
+
+
+async def test_update_with_current_etag_succeeds_and_bumps_the_version(pg: httpx.AsyncClient) -> None:
+    user = await new_user(pg)
+    response = await pg.patch(f"/users/{user['id']}", json={"name": "Alice B."}, headers={"If-Match": '"1"'})
+    assert response.status_code == 200
+    assert response.json()["name"] == "Alice B."
+    assert response.json()["version"] == 2
+    assert response.headers["ETag"] == '"2"'
+
+
+async def test_update_with_a_stale_etag_is_412_and_changes_nothing(pg: httpx.AsyncClient) -> None:
+    user = await new_user(pg)
+    await pg.patch(f"/users/{user['id']}", json={"name": "First"}, headers={"If-Match": '"1"'})
+    stale = await pg.patch(f"/users/{user['id']}", json={"name": "Second"}, headers={"If-Match": '"1"'})
+    assert_problem(stale, 412)
+    assert (await pg.get(f"/users/{user['id']}")).json()["name"] == "First"
+
+
+@pytest.mark.parametrize(("if_match", "status"), [(None, 428), ('"abc"', 412), ('W/"1"', 200)])
+async def test_if_match_is_required_and_checked(
+    pg: httpx.AsyncClient, if_match: str | None, status: int
+) -> None:
+    user = await new_user(pg)
+    headers = {"If-Match": if_match} if if_match else {}
+    response = await pg.patch(f"/users/{user['id']}", json={"name": "X"}, headers=headers)
+    assert response.status_code == status
+
+
+async def test_updating_a_missing_user_is_404(pg: httpx.AsyncClient) -> None:
+    assert_problem(await pg.patch("/users/424242", json={"name": "X"}, headers={"If-Match": '"1"'}), 404)
+
+
+async def test_order_status_follows_its_state_machine(pg: httpx.AsyncClient) -> None:
+    user = await new_user(pg)
+    order = (await pg.post("/orders", json={"user_id": user["id"], "items": ITEMS})).json()
+    path = f"/orders/{order['id']}"
+    confirmed = await pg.patch(path, json={"status": "confirmed"}, headers={"If-Match": '"1"'})
+    assert confirmed.json()["status"] == "confirmed"
+    back = await pg.patch(path, json={"status": "placed"}, headers={"If-Match": '"2"'})
+    assert_problem(back, 409)
+    stale = await pg.patch(path, json={"status": "cancelled"}, headers={"If-Match": '"1"'})
+    assert_problem(stale, 412)
+
+
+async def test_keyset_pagination_walks_every_order_once_newest_first(pg: httpx.AsyncClient) -> None:
+    user = await new_user(pg)
+    ids = [
+        (await pg.post("/orders", json={"user_id": user["id"], "items": ITEMS})).json()["id"]
+        for _ in range(7)
+    ]
+    seen: list[int] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"user_id": user["id"], "limit": 3} | ({"cursor": cursor} if cursor else {})
+        page = (await pg.get("/orders", params=params)).json()
+        seen += [order["id"] for order in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == sorted(ids, reverse=True)
+
+
+async def test_orders_filter_by_status_and_users_by_chat_id(pg: httpx.AsyncClient) -> None:
+    user = await new_user(pg, telegram_chat_id=5551234)
+    await pg.post("/orders", json={"user_id": user["id"], "items": ITEMS})
+    assert (await pg.get("/orders", params={"status": "confirmed"})).json()["items"] == []
+    found = (await pg.get("/users", params={"telegram_chat_id": 5551234})).json()["items"]
+    assert [u["id"] for u in found] == [user["id"]]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "params"),
+    [
+        ("POST", "/users", {"email": "not-an-email", "name": "A"}, None),
+        ("POST", "/users", ALICE | {"is_admin": True}, None),
+        ("POST", "/users", {"email": "a@example.org", "name": ""}, None),
+        ("POST", "/users", {"email": "a@example.org", "name": {"$ne": ""}}, None),
+        ("POST", "/orders", {"user_id": "1; DROP TABLE users", "items": ITEMS}, None),
+        ("POST", "/orders", {"user_id": 1, "items": []}, None),
+        ("POST", "/orders", {"user_id": 1, "items": [{"sku": "x", "quantity": -1, "unit_price": "1"}]}, None),
+        (
+            "POST",
+            "/orders",
+            {"user_id": 1, "items": [{"sku": "x", "quantity": 1, "unit_price": "1e400"}]},
+            None,
+        ),
+        ("POST", "/orders", {"user_id": 2**70, "items": ITEMS}, None),
+        ("GET", "/orders", None, {"limit": 100_000}),
+        ("GET", "/orders", None, {"limit": -5}),
+        ("GET", "/orders", None, {"cursor": "not-a-cursor!"}),
+        ("GET", "/orders", None, {"cursor": "WyJ4Il0="}),  # valid base64 of ["x"]: not ours
+        ("GET", "/orders", None, {"status": "shipped"}),
+        ("GET", "/users/abc", None, None),
+        ("GET", "/users/-1", None, None),
+    ],
+)
+async def test_malformed_or_hostile_input_is_422_problem_json(
+    pg: httpx.AsyncClient, method: str, path: str, body: Any, params: Any
+) -> None:
+    assert_problem(await pg.request(method, path, json=body, params=params), 422)
+
+
+async def test_malformed_json_is_422_and_an_oversized_body_is_413(pg: httpx.AsyncClient) -> None:
+    broken = await pg.post("/users", content=b'{"email": ', headers={"Content-Type": "application/json"})
+    assert_problem(broken, 422)
+    huge = {"email": "a@example.org", "name": "A" * 100, "padding": "x" * 100_000}
+    assert_problem(await pg.post("/users", json=huge), 413)
+
+
+async def test_a_bad_idempotency_key_header_is_422(pg: httpx.AsyncClient) -> None:
+    assert_problem(await pg.post("/users", json=ALICE, headers={"Idempotency-Key": "x" * 300}), 422)
+
+
+async def test_without_a_token_401_with_a_wrong_one_401_and_not_granted_403(pg: httpx.AsyncClient) -> None:
+    anonymous = await pg.get("/users/1", headers={"Authorization": ""})
+    assert_problem(anonymous, 401)
+    assert anonymous.headers["WWW-Authenticate"] == "Bearer"
+    assert_problem(await pg.get("/users/1", headers={"Authorization": "Bearer wrong-token-xxxxxxxxxx"}), 401)
+    forbidden = await pg.post("/orders", json={"user_id": 1, "items": ITEMS}, headers=auth("bot"))
+    assert_problem(forbidden, 403)
+
+
+async def test_health_live_and_ready(pg: httpx.AsyncClient) -> None:
+    assert (await pg.get("/health/live")).json() == {"status": "ok"}
+    assert (await pg.get("/health/ready")).json() == {"status": "ok", "checks": {"postgresql": "ok"}}
+
+
+async def test_database_down_is_a_fast_503_and_not_ready() -> None:
+    settings = Settings(
+        database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/test",
+        service_tokens=TOKENS,
+    )
+    app: FastAPI = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://pg", headers=auth()) as client,
+    ):
+        response = await asyncio.wait_for(client.get("/users/1"), timeout=5)
+        assert_problem(response, 503)
+        assert response.headers["Retry-After"] == "1"
+        ready = await client.get("/health/ready")
+        assert_problem(ready, 503)
+        assert ready.json()["checks"] == {"postgresql": "ConnectionRefusedError"}
+
+
+async def test_openapi_documents_problem_auth_and_examples(pg: httpx.AsyncClient) -> None:
+    spec = (await pg.get("/openapi.json")).json()
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["type"] == "http"
+    assert "/orders" in spec["paths"]

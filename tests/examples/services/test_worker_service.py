@@ -1,0 +1,163 @@
+"""The worker's job over the real data services, its loop, and its shutdown as a real process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+from prometheus_client import REGISTRY
+from pydantic import SecretStr
+
+from patterns.testing.service_resolution import free_port, port_is_open
+from shared.clients.mongo import MongoDataClient
+from shared.clients.pg import PgDataClient
+from tests.examples.services.conftest import TOKENS
+from tests.examples.services.test_pg_data_service import ALICE, ITEMS
+from worker_service.jobs import confirm_placed_orders
+from worker_service.runner import run_periodically
+
+
+async def place_orders(pg: httpx.AsyncClient, count: int) -> tuple[int, list[int]]:
+    user = (await pg.post("/users", json=ALICE)).json()
+    ids = [
+        (await pg.post("/orders", json={"user_id": user["id"], "items": ITEMS})).json()["id"]
+        for _ in range(count)
+    ]
+    return user["id"], ids
+
+
+async def test_placed_orders_are_confirmed_with_one_activity_each(
+    pg: httpx.AsyncClient, mongo: httpx.AsyncClient, pg_url: str, mongo_url: str
+) -> None:
+    user_id, ids = await place_orders(pg, 3)
+    token = SecretStr(TOKENS["worker"])
+    async with PgDataClient(pg_url, token) as pg_client, MongoDataClient(mongo_url, token) as mongo_client:
+        assert await confirm_placed_orders(pg_client, mongo_client) == 3
+        assert await confirm_placed_orders(pg_client, mongo_client) == 0
+    statuses = [(await pg.get(f"/orders/{i}")).json()["status"] for i in ids]
+    assert statuses == ["confirmed"] * 3
+    activity = (await mongo.get("/activity", params={"user_id": user_id})).json()["items"]
+    assert sorted(a["payload"]["order_id"] for a in activity) == sorted(ids)
+
+
+async def test_a_crash_between_the_two_writes_is_repaired_by_the_next_run(
+    pg: httpx.AsyncClient, mongo: httpx.AsyncClient, pg_url: str, mongo_url: str
+) -> None:
+    user_id, [order_id] = await place_orders(pg, 1)
+    token = SecretStr(TOKENS["worker"])
+    async with MongoDataClient(mongo_url, token) as mongo_client:
+        # The first run got as far as the activity record, then the process died.
+        await mongo_client.append_activity(
+            user_id,
+            "order.confirmed",
+            {"order_id": order_id, "total": "26.25"},
+            f"order-confirmed-{order_id}",
+        )
+        async with PgDataClient(pg_url, token) as pg_client:
+            assert await confirm_placed_orders(pg_client, mongo_client) == 1
+    activity = (await mongo.get("/activity", params={"user_id": user_id})).json()["items"]
+    assert len(activity) == 1
+    assert (await pg.get(f"/orders/{order_id}")).json()["status"] == "confirmed"
+
+
+async def test_an_order_cancelled_meanwhile_is_skipped(
+    pg: httpx.AsyncClient, pg_url: str, mongo_url: str
+) -> None:
+    _, [order_id] = await place_orders(pg, 1)
+    token = SecretStr(TOKENS["worker"])
+    async with PgDataClient(pg_url, token) as pg_client, MongoDataClient(mongo_url, token) as mongo_client:
+        page = await pg_client.list_orders()
+        await pg.patch(f"/orders/{order_id}", json={"status": "cancelled"}, headers={"If-Match": '"1"'})
+
+        async def stale_list(**_: object) -> object:
+            return page  # what the worker read just before the cancel
+
+        pg_client.list_orders = stale_list  # type: ignore[assignment,method-assign]
+        assert await confirm_placed_orders(pg_client, mongo_client) == 0
+    assert (await pg.get(f"/orders/{order_id}")).json()["status"] == "cancelled"
+    skipped = REGISTRY.get_sample_value("worker_orders_skipped_total")
+    assert skipped is not None
+    assert skipped >= 1
+
+
+async def test_stop_waits_for_the_run_in_progress() -> None:
+    stop = asyncio.Event()
+    started, release = asyncio.Event(), asyncio.Event()
+    finished: list[str] = []
+
+    async def slow_job() -> None:
+        started.set()
+        await release.wait()
+        finished.append("done")
+
+    loop = asyncio.create_task(run_periodically("slow", slow_job, interval=60, stop=stop))
+    await started.wait()
+    stop.set()
+    await asyncio.sleep(0.05)
+    assert not loop.done(), "stop must not interrupt a job"
+    release.set()
+    await asyncio.wait_for(loop, timeout=2)
+    assert finished == ["done"]
+
+
+async def test_a_failing_run_is_counted_and_the_loop_goes_on() -> None:
+    stop = asyncio.Event()
+    calls = 0
+
+    async def flaky() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("data service hiccup")
+        stop.set()
+
+    await asyncio.wait_for(run_periodically("flaky", flaky, interval=0.01, stop=stop), timeout=2)
+    assert calls == 2
+    assert REGISTRY.get_sample_value("worker_job_runs_total", {"job": "flaky", "outcome": "error"}) == 1
+
+
+def test_the_worker_process_exits_cleanly_on_sigterm(pg_url: str, mongo_url: str) -> None:
+    port = free_port()
+    env = os.environ | {
+        "PORT": str(port),
+        "PG_DATA_URL": pg_url,
+        "MONGO_DATA_URL": mongo_url,
+        "SERVICE_TOKEN": TOKENS["worker"],
+        "JOB_INTERVAL_SECONDS": "0.2",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "worker_service"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not port_is_open(f"http://127.0.0.1:{port}"):
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        assert "worker_job_runs_total" in metrics
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        assert "worker stopped" in (process.stderr.read() if process.stderr else "")
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_a_missing_setting_stops_start_up_with_one_line_naming_it() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"SERVICE_TOKEN", "PORT"}}
+    result = subprocess.run(
+        [sys.executable, "-m", "worker_service"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == "worker_service: setting SERVICE_TOKEN: Field required"

@@ -1,0 +1,98 @@
+"""The whole reference system as five real processes on loopback, driven through its front doors."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from pymongo import AsyncMongoClient
+
+from patterns.testing.fake_telegram import FakeTelegram, fake_telegram
+from patterns.testing.pytest_fixtures import MongoTarget, RedisTarget
+from patterns.testing.service_resolution import free_port
+from reference_system.processes import Ports, SystemConfig, running_system
+
+CHAT = 777001
+ITEMS = [{"sku": "book-1", "quantity": 2, "unit_price": "12.50"}]
+
+
+@pytest.fixture
+async def system(
+    postgres_url: str, mongo_target: MongoTarget, redis_target: RedisTarget
+) -> AsyncIterator[tuple[str, FakeTelegram]]:
+    async with fake_telegram() as (telegram, telegram_url):
+        ports = Ports(api=free_port(), pg=free_port(), mongo=free_port(), worker=free_port(), bot=free_port())
+        config = SystemConfig(
+            database_url=postgres_url,
+            mongodb_url=mongo_target.url,
+            mongodb_database=mongo_target.database,
+            redis_url=redis_target.url,
+            telegram_api_url=telegram_url,
+            ports=ports,
+            job_interval_seconds=0.5,
+        )
+        async with running_system(config):
+            yield f"http://127.0.0.1:{ports.api}", telegram
+
+
+async def eventually(check: Any, timeout: float = 20) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := await check()):
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.2)
+    return result
+
+
+async def test_register_order_confirm_and_ask_the_bot(
+    system: tuple[str, FakeTelegram], postgres_url: str, mongo_target: MongoTarget
+) -> None:
+    api_url, telegram = system
+    async with httpx.AsyncClient(base_url=api_url, timeout=10) as api:
+        # 1. register through the API, then link the Telegram chat (optimistic concurrency)
+        user = (await api.post("/users", json={"email": "dana@example.org", "name": "Dana"})).json()
+        linked = await api.patch(
+            f"/users/{user['id']}", json={"telegram_chat_id": CHAT}, headers={"If-Match": '"1"'}
+        )
+        assert linked.status_code == 200
+        # 2. place an order, retrying once with the same key as a client would after a timeout
+        key = {"Idempotency-Key": "system-test-order-0001"}
+        order = (await api.post("/orders", json={"user_id": user["id"], "items": ITEMS}, headers=key)).json()
+        retry = (await api.post("/orders", json={"user_id": user["id"], "items": ITEMS}, headers=key)).json()
+        assert retry["id"] == order["id"]
+
+        # 3. the worker confirms it through both data services
+        async def confirmed() -> bool:
+            orders = (await api.get(f"/users/{user['id']}/orders")).json()["items"]
+            return bool(orders) and orders[0]["status"] == "confirmed"
+
+        await eventually(confirmed)
+        activity = (await api.get(f"/users/{user['id']}/activity")).json()["items"]
+        assert [a["kind"] for a in activity] == ["order.confirmed"]
+
+    # 4. the bot answers from the same data
+    await telegram.send_command(CHAT, "/orders")
+    [reply] = await telegram.replies(CHAT, 1, timeout=15)
+    assert reply == f"Your latest orders:\n#{order['id']} · confirmed · 25.00"
+
+    # 5. and both stores hold exactly one of each
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        rows = await connection.fetch("SELECT status, version FROM orders")
+    finally:
+        await connection.close()
+    assert [(r["status"], r["version"]) for r in rows] == [("confirmed", 2)]
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_target.url)
+    try:
+        docs = (
+            await mongo[mongo_target.database]
+            .activity.find({}, {"_id": 0, "kind": 1, "payload": 1})
+            .to_list()
+        )
+    finally:
+        await mongo.close()
+    assert docs == [{"kind": "order.confirmed", "payload": {"order_id": order["id"], "total": "25.00"}}]
