@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError
+from pydantic import AnyHttpUrl, BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.auth import parse_service_tokens
@@ -37,3 +37,12 @@ def load_settings[S: BaseSettings](cls: type[S], service: str) -> S:
             name = "_".join(str(part) for part in problem["loc"][:1]).upper()
             print(f"{service}: setting {name}: {problem['msg']}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+class DataClientSettings(ServiceSettings):
+    """What every business service reads to reach the data services."""
+
+    pg_data_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8001")
+    mongo_data_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8002")
+    service_token: SecretStr
+    data_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 2.0

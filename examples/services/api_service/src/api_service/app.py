@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -12,41 +12,31 @@ from redis.asyncio import Redis
 from api_service.cache import UserCache
 from api_service.routes import router
 from api_service.settings import Settings
+from shared.clients.both import data_clients, liveness_of
 from shared.clients.errors import DataServiceError, DependencyUnavailable, Unauthorized
-from shared.clients.mongo import MongoDataClient
-from shared.clients.pg import PgDataClient
 from shared.health import health_router
 from shared.problems import BodySizeLimit, Problem, install_problem_handlers, problem_response
 
 
 # --8<-- [start:factory]
 def create_app(settings: Settings) -> FastAPI:
-    token, timeout = settings.service_token, settings.data_timeout_seconds
-    pg = PgDataClient(str(settings.pg_data_url), token, timeout=timeout)
-    mongo = MongoDataClient(str(settings.mongo_data_url), token, timeout=timeout)
     redis = Redis.from_url(str(settings.redis_url), socket_timeout=0.5, socket_connect_timeout=0.5)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with AsyncExitStack() as stack:
-            app.state.pg = await stack.enter_async_context(pg)
-            app.state.mongo = await stack.enter_async_context(mongo)
-            stack.push_async_callback(redis.aclose)
+        async with data_clients(settings) as (pg, mongo):
+            app.state.pg, app.state.mongo = pg, mongo
             app.state.users = UserCache(redis, pg, settings.cache_prefix, settings.user_cache_ttl_seconds)
+            app.state.checks.update(liveness_of(pg, mongo))
             yield
+            await redis.aclose()
 
     app = FastAPI(title="api_service", version="1.0.0", lifespan=lifespan)
     install_problem_handlers(app)
     app.add_exception_handler(DataServiceError, data_service_error)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.include_router(
-        health_router(
-            {
-                "pg_data_service": lambda: pg.request("GET", "/health/live"),
-                "mongo_data_service": lambda: mongo.request("GET", "/health/live"),
-            }
-        )
-    )
+    app.state.checks = {}  # filled in by the lifespan, once the clients are open
+    app.include_router(health_router(app.state.checks))
     app.include_router(router)
     return app
     # --8<-- [end:factory]

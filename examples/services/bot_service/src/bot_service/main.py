@@ -10,24 +10,16 @@ from aiogram.client.telegram import TelegramAPIServer
 
 from bot_service.handlers import build_router
 from bot_service.settings import Settings
-from shared.clients.mongo import MongoDataClient
-from shared.clients.pg import PgDataClient
+from shared.clients.both import data_clients, liveness_of
 from shared.ops_server import ops_server
 
 
 # --8<-- [start:run]
 async def run(settings: Settings, handle_signals: bool = True) -> None:
     """Poll until SIGTERM/SIGINT (aiogram stops polling and lets handlers finish)."""
-    timeout = settings.data_timeout_seconds
     async with AsyncExitStack() as stack:
-        pg = await stack.enter_async_context(
-            PgDataClient(str(settings.pg_data_url), settings.service_token, timeout=timeout)
-        )
-        mongo = await stack.enter_async_context(
-            MongoDataClient(str(settings.mongo_data_url), settings.service_token, timeout=timeout)
-        )
-        checks = {"pg_data_service": lambda: pg.request("GET", "/health/live")}
-        await stack.enter_async_context(ops_server(settings.host, settings.port, checks))
+        pg, mongo = await stack.enter_async_context(data_clients(settings))
+        await stack.enter_async_context(ops_server(settings.host, settings.port, liveness_of(pg, mongo)))
         api = TelegramAPIServer.from_base(str(settings.telegram_api_url).rstrip("/"))
         bot = Bot(settings.bot_token.get_secret_value(), session=AiohttpSession(api=api))
         stack.push_async_callback(bot.session.close)

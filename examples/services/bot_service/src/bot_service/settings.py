@@ -6,14 +6,10 @@ from typing import Annotated
 
 from pydantic import AnyHttpUrl, Field, SecretStr
 
-from shared.settings import ServiceSettings
+from shared.settings import DataClientSettings
 
 
-class Settings(ServiceSettings):
+class Settings(DataClientSettings):
     port: Annotated[int, Field(ge=1, le=65535)] = 9102  # health and metrics
     bot_token: SecretStr
     telegram_api_url: AnyHttpUrl = AnyHttpUrl("https://api.telegram.org")
-    pg_data_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8001")
-    mongo_data_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8002")
-    service_token: SecretStr
-    data_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 2.0

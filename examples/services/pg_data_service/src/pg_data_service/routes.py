@@ -3,7 +3,7 @@
 # No `from __future__ import annotations` here: FastAPI must evaluate the route signatures,
 # which refer to dependencies created inside build_router.
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
@@ -60,6 +60,14 @@ def expected_version(
 type ExpectedVersion = Annotated[int, Depends(expected_version)]
 
 
+def created(body: dict[str, Any], replayed: bool, collection: str) -> JSONResponse:
+    """201 with the resource's ETag and Location; a replayed answer says so in a header."""
+    headers = {"ETag": etag(body["version"]), "Location": f"/{collection}/{body['id']}"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(body, status_code=201, headers=headers)
+
+
 def build_router(auth: CallerAuth) -> APIRouter:
     router = APIRouter()
     read_users = Depends(auth.require("users:read"))
@@ -78,11 +86,8 @@ def build_router(auth: CallerAuth) -> APIRouter:
         body, replayed = await create_once(
             db, caller, idempotency_key, data, lambda: UserRepository(db).create(data)
         )
-        await db.commit()
-        headers = {"ETag": etag(body["version"]), "Location": f"/users/{body['id']}"}
-        if replayed:
-            headers["Idempotent-Replayed"] = "true"
-        return JSONResponse(body, status_code=201, headers=headers)
+        await db.commit()  # before answering: a 201 must mean the user is stored
+        return created(body, replayed, "users")
         # --8<-- [end:create-user]
 
     @router.get("/users/{user_id}", response_model=User, tags=["users"], dependencies=[read_users])
@@ -128,10 +133,7 @@ def build_router(auth: CallerAuth) -> APIRouter:
             db, caller, idempotency_key, data, lambda: OrderRepository(db).create_order(data)
         )
         await db.commit()
-        headers = {"ETag": etag(body["version"]), "Location": f"/orders/{body['id']}"}
-        if replayed:
-            headers["Idempotent-Replayed"] = "true"
-        return JSONResponse(body, status_code=201, headers=headers)
+        return created(body, replayed, "orders")
 
     @router.get("/orders/{order_id}", response_model=Order, tags=["orders"], dependencies=[read_orders])
     async def get_order(order_id: PathId, db: Session, response: Response) -> Order:

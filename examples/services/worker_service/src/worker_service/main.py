@@ -7,8 +7,7 @@ import logging
 import signal
 from contextlib import AsyncExitStack
 
-from shared.clients.mongo import MongoDataClient
-from shared.clients.pg import PgDataClient
+from shared.clients.both import data_clients, liveness_of
 from shared.ops_server import ops_server
 from worker_service.jobs import confirm_placed_orders
 from worker_service.runner import run_periodically
@@ -24,19 +23,9 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    timeout = settings.data_timeout_seconds
     async with AsyncExitStack() as stack:
-        pg = await stack.enter_async_context(
-            PgDataClient(str(settings.pg_data_url), settings.service_token, timeout=timeout)
-        )
-        mongo = await stack.enter_async_context(
-            MongoDataClient(str(settings.mongo_data_url), settings.service_token, timeout=timeout)
-        )
-        checks = {
-            "pg_data_service": lambda: pg.request("GET", "/health/live"),
-            "mongo_data_service": lambda: mongo.request("GET", "/health/live"),
-        }
-        await stack.enter_async_context(ops_server(settings.host, settings.port, checks))
+        pg, mongo = await stack.enter_async_context(data_clients(settings))
+        await stack.enter_async_context(ops_server(settings.host, settings.port, liveness_of(pg, mongo)))
         log.info("worker started")
         await run_periodically(
             "confirm_placed_orders",
