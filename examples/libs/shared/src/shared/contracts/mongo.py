@@ -41,7 +41,12 @@ type UserId = Annotated[int, Field(gt=0, lt=2**63)]
 
 
 class ActivityCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"user_id": 1, "kind": "order.confirmed", "payload": {"order_id": 7}}]
+        },
+    )
 
     user_id: UserId
     kind: Kind
@@ -62,7 +67,9 @@ class Channel(StrEnum):
 
 
 class PreferencesUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"channels": ["telegram"], "language": "en"}]}
+    )
 
     channels: Annotated[list[Channel], Field(max_length=len(Channel))] = Field(default_factory=list)
     language: Annotated[str, Field(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")] = "en"

@@ -21,6 +21,12 @@ class Strict(BaseModel):
 
 # --8<-- [start:users]
 class UserCreate(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"email": "alice@example.org", "name": "Alice", "telegram_chat_id": None}]
+        }
+    )
+
     email: EmailStr
     name: Name
     telegram_chat_id: ChatId | None = None
@@ -28,6 +34,8 @@ class UserCreate(Strict):
 
 class UserUpdate(Strict):
     """A partial update: only the fields given change."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Alice B."}]})
 
     name: Name | None = None
     telegram_chat_id: ChatId | None = None
@@ -65,6 +73,12 @@ class OrderItem(Strict):
 
 
 class OrderCreate(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"user_id": 1, "items": [{"sku": "book-1", "quantity": 2, "unit_price": "12.50"}]}]
+        }
+    )
+
     user_id: Annotated[int, Field(gt=0, lt=2**63)]
     items: Annotated[list[OrderItem], Field(min_length=1, max_length=50)]
 
@@ -74,6 +88,8 @@ class OrderCreate(Strict):
 
 
 class OrderStatusUpdate(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "confirmed"}]})
+
     status: OrderStatus
 
 
