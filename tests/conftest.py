@@ -14,6 +14,7 @@ from docs_tooling.snippet_guard import scan_page, sections_in
 
 pytest_plugins = ["patterns.testing.pytest_fixtures"]
 ROOT = Path(__file__).resolve().parents[1]
+UNEXERCISED = pytest.StashKey[list[str]]()
 
 
 def unexercised_sections(executed: dict[str, set[int]], statements: Callable[[str], list[int]]) -> list[str]:
@@ -54,7 +55,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     executed = {name: set(data.lines(name) or ()) for name in data.measured_files()}
     missing = unexercised_sections(executed, lambda name: list(controller.cov.analysis2(name)[1]))
     if missing:
-        reporter = config.pluginmanager.getplugin("terminalreporter")
-        for line in missing:
-            reporter.write_line(line, red=True)
+        config.stash[UNEXERCISED] = missing
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Printed last, so a run that fails only for this says why where the reader looks."""
+    if missing := config.stash.get(UNEXERCISED, []):
+        terminalreporter.section("shown on the site but never run", red=True)
+        for line in missing:
+            terminalreporter.write_line(line, red=True)

@@ -19,7 +19,9 @@ from shared.clients.pg import PgDataClient
 from tests.examples.services.conftest import TOKENS
 from tests.examples.services.test_pg_data_service import ALICE, ITEMS
 from worker_service.jobs import confirm_placed_orders
+from worker_service.main import run
 from worker_service.runner import run_periodically
+from worker_service.settings import Settings
 
 
 async def place_orders(pg: httpx.AsyncClient, count: int) -> tuple[int, list[int]]:
@@ -161,3 +163,27 @@ def test_a_missing_setting_stops_start_up_with_one_line_naming_it() -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip() == "worker_service: setting SERVICE_TOKEN: Field required"
+
+
+async def test_the_worker_confirms_orders_until_stopped(
+    pg: httpx.AsyncClient, pg_url: str, mongo_url: str
+) -> None:
+    _, [order_id] = await place_orders(pg, 1)
+    settings = Settings(
+        port=free_port(),
+        pg_data_url=pg_url,
+        mongo_data_url=mongo_url,
+        service_token=SecretStr(TOKENS["worker"]),
+        job_interval_seconds=0.05,
+    )
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run(settings, stop))
+    try:
+        for _ in range(100):
+            if (await pg.get(f"/orders/{order_id}")).json()["status"] == "confirmed":
+                break
+            await asyncio.sleep(0.05)
+        assert (await pg.get(f"/orders/{order_id}")).json()["status"] == "confirmed"
+    finally:
+        stop.set()
+        await asyncio.wait_for(worker, timeout=5)
