@@ -66,6 +66,10 @@ uv run python benchmarks/http_clients.py
 uv run python benchmarks/isolation_cost.py
 # --8<-- [end:bench-isolation]
 
+# --8<-- [start:bench-events]
+uv run python benchmarks/event_publishing.py
+# --8<-- [end:bench-events]
+
 # --8<-- [start:guard]
 uv run python -m docs_tooling.snippet_guard
 # --8<-- [end:guard]

@@ -1,6 +1,6 @@
 """``uv run python -m reference_system``: run all five services locally until Ctrl-C.
 
-Environment: DATABASE_URL, REDIS_URL and MONGODB_URL (defaults: the local servers;
+Environment: DATABASE_URL, REDIS_URL, RABBITMQ_URL and MONGODB_URL (defaults: the local servers;
 without a MongoDB on 127.0.0.1:27017 the nx-27017 stand-in is started). The bot runs
 against TELEGRAM_API_URL with BOT_TOKEN; without TELEGRAM_API_URL it runs against a
 local fake Telegram, so the whole system works offline.
@@ -33,6 +33,7 @@ async def main() -> None:
                 database_url=os.environ.get("DATABASE_URL", SystemConfig.database_url),
                 mongodb_url=mongodb_url,
                 redis_url=os.environ.get("REDIS_URL", SystemConfig.redis_url),
+                rabbitmq_url=os.environ.get("RABBITMQ_URL", SystemConfig.rabbitmq_url),
                 telegram_api_url=telegram_url,
                 bot_token=os.environ.get("BOT_TOKEN", SystemConfig.bot_token),
             )

@@ -39,6 +39,7 @@ class SystemConfig:
     mongodb_url: str = "mongodb://127.0.0.1:27017/"
     mongodb_database: str = "hybrid"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     telegram_api_url: str | None = None  # None: the bot is not started
     bot_token: str = "123456:LOCAL-development-token"  # noqa: S105 - only valid for the local fake Telegram
     ports: Ports = field(default_factory=Ports)
@@ -60,11 +61,17 @@ def plan(config: SystemConfig) -> list[tuple[str, dict[str, str], str]]:
     """(module, environment, readiness URL) for each service, in start order."""
     p, tokens = config.ports, config.tokens
     data = {"PG_DATA_URL": f"http://127.0.0.1:{p.pg}", "MONGO_DATA_URL": f"http://127.0.0.1:{p.mongo}"}
+    events = {"RABBITMQ_URL": config.rabbitmq_url, "REDIS_URL": config.redis_url}
     service_tokens = ",".join(f"{caller}={token}" for caller, token in tokens.items())
     steps = [
         (
             "pg_data_service",
-            {"PORT": str(p.pg), "DATABASE_URL": config.database_url, "SERVICE_TOKENS": service_tokens},
+            {
+                "PORT": str(p.pg),
+                "DATABASE_URL": config.database_url,
+                "SERVICE_TOKENS": service_tokens,
+                "RABBITMQ_URL": config.rabbitmq_url,  # the outbox relay runs inside
+            },
         ),
         (
             "mongo_data_service",
@@ -86,12 +93,15 @@ def plan(config: SystemConfig) -> list[tuple[str, dict[str, str], str]]:
                 "SERVICE_TOKEN": tokens["worker"],
                 "JOB_INTERVAL_SECONDS": str(config.job_interval_seconds),
                 **data,
+                **events,
             },
         ),
     ]
     if config.telegram_api_url:
         bot = {"BOT_TOKEN": config.bot_token, "TELEGRAM_API_URL": config.telegram_api_url}
-        steps.append(("bot_service", {"PORT": str(p.bot), "SERVICE_TOKEN": tokens["bot"], **bot, **data}))
+        steps.append(
+            ("bot_service", {"PORT": str(p.bot), "SERVICE_TOKEN": tokens["bot"], **bot, **data, **events})
+        )
     return [(name, env, f"http://127.0.0.1:{env['PORT']}/health/ready") for name, env in steps]
     # --8<-- [end:plan]
 

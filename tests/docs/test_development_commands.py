@@ -221,6 +221,12 @@ def exercise_bench_isolation(tmp_path: Path) -> None:
     assert "| PostgreSQL database | local |" in output
 
 
+def exercise_bench_events(tmp_path: Path) -> None:
+    output = ok(run(f"BENCH_SCALE=0.01 BENCH_OUTPUT_DIR={tmp_path} {command('bench-events')}"))
+    assert "| publish with confirms, one at a time |" in output
+    assert (tmp_path / "docs" / "assets" / "benchmarks" / "event_publishing.png").stat().st_size > 10_000
+
+
 def exercise_ci(tmp_path: Path) -> None:
     assert command("ci") == "bash .ci/run"
     ok(run("bash -n .ci/run"))
@@ -251,6 +257,7 @@ EXERCISES: dict[str, Callable[[Path], None]] = {
     "architecture": exercise_architecture,
     "bench-http": exercise_bench_http,
     "bench-isolation": exercise_bench_isolation,
+    "bench-events": exercise_bench_events,
 }
 
 

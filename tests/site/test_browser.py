@@ -116,7 +116,9 @@ def test_each_diagram_on_a_page_becomes_an_svg(context: BrowserContext, site_url
     [
         ("testcontainers", "patterns/testing/real-services/"),
         ("check_paths", "about/how-this-site-stays-true/"),
-        ("ruff format", "guides/DEVELOPMENT_COMMANDS/"),
+        ("outbox", "guides/EVENT_DRIVEN_GUIDE/"),
+        ("keyset", "patterns/data-services/pagination/"),
+        ("lint-imports", "guides/DEVELOPMENT_COMMANDS/"),
     ],
 )
 def test_search_finds_the_page_that_explains_a_term(

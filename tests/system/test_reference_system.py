@@ -23,7 +23,7 @@ ITEMS = [{"sku": "book-1", "quantity": 2, "unit_price": "12.50"}]
 
 @pytest.fixture
 async def system(
-    postgres_url: str, mongo_target: MongoTarget, redis_target: RedisTarget
+    postgres_url: str, mongo_target: MongoTarget, redis_target: RedisTarget, rabbitmq_url: str
 ) -> AsyncIterator[tuple[str, FakeTelegram]]:
     async with fake_telegram() as (telegram, telegram_url):
         ports = Ports(api=free_port(), pg=free_port(), mongo=free_port(), worker=free_port(), bot=free_port())
@@ -32,9 +32,10 @@ async def system(
             mongodb_url=mongo_target.url,
             mongodb_database=mongo_target.database,
             redis_url=redis_target.url,
+            rabbitmq_url=rabbitmq_url,
             telegram_api_url=telegram_url,
             ports=ports,
-            job_interval_seconds=0.5,
+            job_interval_seconds=3600,  # the order is confirmed by the order.placed event, not the job
         )
         async with running_system(config):
             yield f"http://127.0.0.1:{ports.api}", telegram
@@ -65,7 +66,7 @@ async def test_register_order_confirm_and_ask_the_bot(
         retry = (await api.post("/orders", json={"user_id": user["id"], "items": ITEMS}, headers=key)).json()
         assert retry["id"] == order["id"]
 
-        # 3. the worker confirms it through both data services
+        # 3. the outbox relays order.placed; the worker consumes it and confirms through both data services
         async def confirmed() -> bool:
             orders = (await api.get(f"/users/{user['id']}/orders")).json()["items"]
             return bool(orders) and orders[0]["status"] == "confirmed"
@@ -74,12 +75,15 @@ async def test_register_order_confirm_and_ask_the_bot(
         activity = (await api.get(f"/users/{user['id']}/activity")).json()["items"]
         assert [a["kind"] for a in activity] == ["order.confirmed"]
 
-    # 4. the bot answers from the same data
+    # 4. the worker's order.confirmed event reaches the bot, which notifies the user
+    [notice] = await telegram.replies(CHAT, 1, timeout=15)
+    assert notice == f"Your order #{order['id']} is confirmed."
+    # 5. and the bot answers from the same data
     await telegram.send_command(CHAT, "/orders")
-    [reply] = await telegram.replies(CHAT, 1, timeout=15)
-    assert reply == f"Your latest orders:\n#{order['id']} · confirmed · 25.00"
+    replies = await telegram.replies(CHAT, 2, timeout=15)
+    assert replies[1] == f"Your latest orders:\n#{order['id']} · confirmed · 25.00"
 
-    # 5. and both stores hold exactly one of each
+    # 6. both stores hold exactly one of each
     connection = await asyncpg.connect(postgres_url)
     try:
         rows = await connection.fetch("SELECT status, version FROM orders")

@@ -13,7 +13,10 @@ from pydantic import SecretStr
 from bot_service.main import run
 from bot_service.settings import Settings
 from patterns.testing.fake_telegram import FakeTelegram, fake_telegram
+from patterns.testing.pytest_fixtures import RedisTarget
 from patterns.testing.service_resolution import free_port
+from shared.events.envelope import OrderConfirmed, new_event
+from shared.events.publisher import EventPublisher
 from tests.examples.services.conftest import TOKENS
 from tests.examples.services.test_pg_data_service import ITEMS
 
@@ -84,6 +87,35 @@ async def test_a_data_service_outage_gets_a_polite_answer(mongo_url: str) -> Non
         try:
             await fake.send_command(CHAT, "/orders")
             assert await fake.replies(CHAT, 1) == ["We are busy right now, please try again in a minute."]
+        finally:
+            bot.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await bot
+
+
+async def test_an_order_confirmed_event_notifies_the_user_on_telegram(
+    pg: httpx.AsyncClient, pg_url: str, mongo_url: str, rabbitmq_url: str, redis_target: RedisTarget
+) -> None:
+    user = (
+        await pg.post("/users", json={"email": "eve@example.org", "name": "Eve", "telegram_chat_id": CHAT})
+    ).json()
+    async with fake_telegram() as (fake, telegram_url):
+        settings = Settings(
+            port=free_port(),
+            bot_token=SecretStr("123456:TEST-token-for-the-fake-server"),
+            telegram_api_url=telegram_url,
+            pg_data_url=pg_url,
+            mongo_data_url=mongo_url,
+            service_token=SecretStr(TOKENS["bot"]),
+            rabbitmq_url=rabbitmq_url,
+            redis_url=redis_target.url,
+            redis_prefix=redis_target.prefix,
+        )
+        bot = asyncio.create_task(run(settings, handle_signals=False))
+        try:
+            async with EventPublisher(rabbitmq_url) as publisher:
+                await publisher.publish(new_event(OrderConfirmed(order_id=41, user_id=user["id"])))
+            assert await fake.replies(CHAT, 1, timeout=15) == ["Your order #41 is confirmed."]
         finally:
             bot.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -8,16 +8,24 @@ import signal
 import subprocess
 import sys
 import time
+from decimal import Decimal
 
+import aio_pika
 import httpx
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
+from redis.asyncio import Redis
 
+from patterns.testing.pytest_fixtures import RedisTarget
 from patterns.testing.service_resolution import free_port, port_is_open
 from shared.clients.mongo import MongoDataClient
 from shared.clients.pg import PgDataClient
+from shared.events.consumer import EventConsumer
+from shared.events.envelope import OrderConfirmed, OrderPlaced, decode, new_event
+from shared.events.publisher import EventPublisher
 from tests.examples.services.conftest import TOKENS
 from tests.examples.services.test_pg_data_service import ALICE, ITEMS
+from worker_service.consumers import on_order_placed
 from worker_service.jobs import confirm_placed_orders
 from worker_service.main import run
 from worker_service.runner import run_periodically
@@ -187,3 +195,57 @@ async def test_the_worker_confirms_orders_until_stopped(
     finally:
         stop.set()
         await asyncio.wait_for(worker, timeout=5)
+
+
+async def test_order_placed_events_confirm_the_order_and_announce_it(
+    pg: httpx.AsyncClient,
+    mongo: httpx.AsyncClient,
+    pg_url: str,
+    mongo_url: str,
+    rabbitmq_url: str,
+    redis_target: RedisTarget,
+) -> None:
+    user_id, [order_id, cancelled_id] = await place_orders(pg, 2)
+    await pg.patch(f"/orders/{cancelled_id}", json={"status": "cancelled"}, headers={"If-Match": '"1"'})
+    token = SecretStr(TOKENS["worker"])
+    redis = Redis.from_url(redis_target.url)
+    try:
+        async with (
+            PgDataClient(pg_url, token) as pg_client,
+            MongoDataClient(mongo_url, token) as mongo_client,
+            EventPublisher(rabbitmq_url) as publisher,
+        ):
+            handler = on_order_placed(pg_client, mongo_client, publisher)
+            async with EventConsumer(
+                rabbitmq_url,
+                "worker.order-placed",
+                ["order.placed"],
+                handler,
+                redis,
+                remember_prefix=redis_target.prefix,
+            ) as consumer:
+                for placed in (order_id, cancelled_id, 999_999):  # the last one does not exist
+                    await publisher.publish(
+                        new_event(OrderPlaced(order_id=placed, user_id=user_id, total=Decimal("1")))
+                    )
+                for _ in range(100):
+                    if (await pg.get(f"/orders/{order_id}")).json()["status"] == "confirmed":
+                        break
+                    await asyncio.sleep(0.05)
+                assert consumer._queues is not None
+                parked = await consumer._queues.parking.get(timeout=5)
+                await parked.ack()
+    finally:
+        await redis.aclose()
+    assert (await pg.get(f"/orders/{order_id}")).json()["status"] == "confirmed"
+    assert (await pg.get(f"/orders/{cancelled_id}")).json()["status"] == "cancelled"
+    assert str(parked.headers["x-parking-reason"]) == "permanent: order 999999 does not exist"
+    activity = (await mongo.get("/activity", params={"user_id": user_id})).json()["items"]
+    assert [a["payload"]["order_id"] for a in activity] == [order_id]
+    connection = await aio_pika.connect(rabbitmq_url)
+    async with connection:
+        announced = await (await connection.channel()).get_queue("bot.order-confirmed")
+        message = await announced.get(timeout=5)
+        await message.ack()
+    _, confirmed = decode(message.body, message.content_type)
+    assert confirmed == OrderConfirmed(order_id=order_id, user_id=user_id)

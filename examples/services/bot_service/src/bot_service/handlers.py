@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram import Router
+from aiogram import Bot, Router
 from aiogram.filters import Command, CommandStart, ExceptionTypeFilter
 from aiogram.types import ErrorEvent, Message
 
@@ -10,6 +10,8 @@ from shared.clients.errors import DataServiceError, DependencyUnavailable
 from shared.clients.mongo import MongoDataClient
 from shared.clients.pg import PgDataClient
 from shared.contracts.pg import User, UserCreate
+from shared.events.consumer import Handler
+from shared.events.envelope import Envelope, Event, OrderConfirmed
 
 
 def placeholder_email(chat_id: int) -> str:
@@ -66,3 +68,17 @@ def build_router(pg: PgDataClient, mongo: MongoDataClient) -> Router:
 
     return router
     # --8<-- [end:handlers]
+
+
+# --8<-- [start:notify]
+def on_order_confirmed(bot: Bot, pg: PgDataClient) -> Handler:
+    """Tell the user on Telegram that their order is confirmed (if they linked a chat)."""
+
+    async def notify(event: Envelope, data: Event) -> None:
+        assert isinstance(data, OrderConfirmed)
+        user = await pg.get_user(data.user_id)
+        if user.telegram_chat_id is not None:
+            await bot.send_message(user.telegram_chat_id, f"Your order #{data.order_id} is confirmed.")
+
+    return notify
+    # --8<-- [end:notify]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AnyHttpUrl, Field, SecretStr
+from pydantic import AmqpDsn, AnyHttpUrl, Field, RedisDsn, SecretStr
 
 from shared.settings import DataClientSettings
 
@@ -13,3 +13,6 @@ class Settings(DataClientSettings):
     port: Annotated[int, Field(ge=1, le=65535)] = 9102  # health and metrics
     bot_token: SecretStr
     telegram_api_url: AnyHttpUrl = AnyHttpUrl("https://api.telegram.org")
+    rabbitmq_url: AmqpDsn | None = None  # set: notify users of order.confirmed events
+    redis_url: RedisDsn = RedisDsn("redis://127.0.0.1:6379/0")
+    redis_prefix: str = "bot:"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -12,9 +13,11 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
+from pg_data_service.outbox import run_relay
 from pg_data_service.routes import build_router
 from pg_data_service.settings import Settings
 from shared.auth import CallerAuth
+from shared.events.publisher import EventPublisher
 from shared.health import health_router
 from shared.problems import BodySizeLimit, Problem, install_problem_handlers, problem_response
 
@@ -40,8 +43,15 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.sessions = async_sessionmaker(engine, expire_on_commit=False)
-        yield
+        app.state.sessions = sessions = async_sessionmaker(engine, expire_on_commit=False)
+        async with AsyncExitStack() as stack:
+            if settings.rabbitmq_url is not None:
+                publisher = await stack.enter_async_context(EventPublisher(str(settings.rabbitmq_url)))
+                stop = asyncio.Event()
+                relay = asyncio.create_task(run_relay(sessions, publisher, stop))
+                stack.push_async_callback(asyncio.wait_for, relay, 10)
+                stack.callback(stop.set)
+            yield
         await engine.dispose()
 
     async def database() -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pg_data_service.tables import OrderRow, UserRow
+from pg_data_service.tables import OrderRow, OutboxRow, UserRow
 from shared.contracts.pages import InvalidCursor, Page, decode_cursor, encode_cursor
 from shared.contracts.pg import (
     ALLOWED_TRANSITIONS,
@@ -25,6 +25,7 @@ from shared.contracts.pg import (
     UserCreate,
     UserUpdate,
 )
+from shared.events.envelope import OrderPlaced, new_event
 from shared.problems import ProblemError
 
 
@@ -115,7 +116,9 @@ class OrderRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    # --8<-- [start:create-order]
     async def create_order(self, data: OrderCreate) -> Order:
+        """Insert the order and its ``order.placed`` event in the caller's transaction: both or neither."""
         if await self.session.get(UserRow, data.user_id) is None:
             raise ProblemError(
                 422, f"user {data.user_id} does not exist", errors=[{"loc": ["body", "user_id"]}]
@@ -129,8 +132,14 @@ class OrderRepository:
         )
         self.session.add(row)
         await self.session.flush()
+        event = new_event(OrderPlaced(order_id=row.id, user_id=row.user_id, total=row.total))
+        self.session.add(
+            OutboxRow(event_id=event.id, event_type=event.type, envelope=event.model_dump(mode="json"))
+        )
+        await self.session.flush()
         await self.session.refresh(row)
         return _order(row)
+        # --8<-- [end:create-order]
 
     async def get_order(self, order_id: int) -> Order:
         row = await self.session.get(OrderRow, order_id)

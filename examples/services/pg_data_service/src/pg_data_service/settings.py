@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, PostgresDsn
+from pydantic import AmqpDsn, Field, PostgresDsn
 
 from shared.settings import ServiceSettings, ServiceTokens
 
@@ -19,6 +19,7 @@ class Settings(ServiceSettings):
     pool_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
     statement_timeout_ms: Annotated[int, Field(ge=100, le=600_000)] = 5_000
     max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
+    rabbitmq_url: AmqpDsn | None = None  # set: the outbox relay runs inside this service
     # --8<-- [end:settings]
 
     @property

@@ -16,7 +16,7 @@ from prometheus_client import Counter
 from shared.clients.errors import Conflict
 from shared.clients.mongo import MongoDataClient
 from shared.clients.pg import PgDataClient
-from shared.contracts.pg import OrderStatus
+from shared.contracts.pg import Order, OrderStatus
 
 log = logging.getLogger(__name__)
 CONFIRMED = Counter("worker_orders_confirmed", "Orders the worker confirmed")
@@ -24,23 +24,26 @@ SKIPPED = Counter("worker_orders_skipped", "Orders changed by someone else while
 
 
 # --8<-- [start:confirm]
+async def confirm(pg: PgDataClient, mongo: MongoDataClient, order: Order) -> bool:
+    """Record and confirm one placed order; ``False`` if someone else changed it first."""
+    await mongo.append_activity(
+        order.user_id,
+        "order.confirmed",
+        {"order_id": order.id, "total": str(order.total)},
+        # One key per order, whichever path (job or event) gets there first.
+        idempotency_key=f"order-confirmed-{order.id}",
+    )
+    try:
+        await pg.set_order_status(order.id, OrderStatus.confirmed, version=order.version)
+    except Conflict:
+        SKIPPED.inc()  # cancelled or confirmed meanwhile: its new state wins
+        return False
+    CONFIRMED.inc()
+    return True
+
+
 async def confirm_placed_orders(pg: PgDataClient, mongo: MongoDataClient, batch_size: int = 20) -> int:
     """Confirm up to ``batch_size`` placed orders; return how many this run confirmed."""
     page = await pg.list_orders(status=OrderStatus.placed, limit=batch_size)
-    confirmed = 0
-    for order in page.items:
-        await mongo.append_activity(
-            order.user_id,
-            "order.confirmed",
-            {"order_id": order.id, "total": str(order.total)},
-            idempotency_key=f"order-confirmed-{order.id}",
-        )
-        try:
-            await pg.set_order_status(order.id, OrderStatus.confirmed, version=order.version)
-        except Conflict:
-            SKIPPED.inc()  # cancelled or confirmed meanwhile: its new state wins
-            continue
-        CONFIRMED.inc()
-        confirmed += 1
-    return confirmed
+    return sum([await confirm(pg, mongo, order) for order in page.items])
     # --8<-- [end:confirm]

@@ -5,10 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from redis.asyncio import Redis
 
 from shared.clients.both import data_clients, liveness_of
+from shared.clients.mongo import MongoDataClient
+from shared.clients.pg import PgDataClient
+from shared.events.consumer import EventConsumer
+from shared.events.publisher import EventPublisher
 from shared.ops_server import ops_server
+from worker_service.consumers import on_order_placed
 from worker_service.jobs import confirm_placed_orders
 from worker_service.runner import run_periodically
 from worker_service.settings import Settings
@@ -26,6 +34,8 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
     async with AsyncExitStack() as stack:
         pg, mongo = await stack.enter_async_context(data_clients(settings))
         await stack.enter_async_context(ops_server(settings.host, settings.port, liveness_of(pg, mongo)))
+        if settings.rabbitmq_url is not None:
+            await stack.enter_async_context(consuming(settings, pg, mongo))
         log.info("worker started")
         await run_periodically(
             "confirm_placed_orders",
@@ -35,3 +45,26 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
         )
     log.info("worker stopped")
     # --8<-- [end:run]
+
+
+@asynccontextmanager
+async def consuming(settings: Settings, pg: PgDataClient, mongo: MongoDataClient) -> AsyncIterator[None]:
+    """Consume ``order.placed`` while the block runs; on exit, finish the messages in hand first."""
+    assert settings.rabbitmq_url is not None
+    url = str(settings.rabbitmq_url)
+    redis = Redis.from_url(str(settings.redis_url))
+    try:
+        async with EventPublisher(url) as publisher:
+            handler = on_order_placed(pg, mongo, publisher)
+            async with EventConsumer(
+                url,
+                "worker.order-placed",
+                ["order.placed"],
+                handler,
+                redis,
+                prefetch=settings.prefetch,
+                remember_prefix=settings.redis_prefix,
+            ):
+                yield
+    finally:
+        await redis.aclose()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import AmqpDsn, Field, RedisDsn
 
 from shared.settings import DataClientSettings
 
@@ -13,3 +13,7 @@ class Settings(DataClientSettings):
     port: Annotated[int, Field(ge=1, le=65535)] = 9101  # health and metrics
     job_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
     batch_size: Annotated[int, Field(ge=1, le=100)] = 20
+    rabbitmq_url: AmqpDsn | None = None  # set: consume order.placed events
+    redis_url: RedisDsn = RedisDsn("redis://127.0.0.1:6379/0")  # which events were handled
+    redis_prefix: str = "worker:"
+    prefetch: Annotated[int, Field(ge=1, le=1000)] = 16

@@ -1,0 +1,159 @@
+"""What confirms cost: publish throughput one at a time vs pipelined, and end-to-end event latency.
+
+Run: ``uv run python benchmarks/event_publishing.py`` (needs RabbitMQ; RABBITMQ_URL or the local broker).
+
+In a scratch vhost: publishes N events with publisher confirms, awaiting each confirm
+before the next publish, then the same N pipelined (up to 100 confirms outstanding); then
+measures publish→consume latency of events sent at a steady rate to a consumer with
+manual acks. Prints a Markdown table, writes ``benchmarks/results/event_publishing.json``
+and a plot to ``docs/assets/benchmarks/event_publishing.png``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import statistics
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import matplotlib
+from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
+
+from patterns.testing.isolation import rabbitmq_vhost
+from shared.events.envelope import OrderPlaced, new_event
+from shared.events.publisher import to_message
+from shared.events.topology import declare
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # the Agg backend is chosen above, before this import
+
+SCALE = float(os.environ.get("BENCH_SCALE", "1"))
+EVENTS = max(int(5_000 * SCALE), 10)
+LATENCY_EVENTS = max(int(2_000 * SCALE), 10)
+WINDOW = 100
+OUTPUT = Path(os.environ.get("BENCH_OUTPUT_DIR", Path(__file__).resolve().parents[1]))
+
+
+def event(n: int) -> aio_pika.Message:
+    return to_message(new_event(OrderPlaced(order_id=n, user_id=1, total=Decimal("10.00"))))
+
+
+async def one_at_a_time(exchange: AbstractExchange) -> float:
+    started = time.perf_counter()
+    for n in range(EVENTS):
+        await exchange.publish(event(n), routing_key="order.placed", mandatory=True)
+    return EVENTS / (time.perf_counter() - started)
+
+
+async def pipelined(exchange: AbstractExchange) -> float:
+    window = asyncio.Semaphore(WINDOW)
+
+    async def publish(n: int) -> None:
+        async with window:
+            await exchange.publish(event(n), routing_key="order.placed", mandatory=True)
+
+    started = time.perf_counter()
+    async with asyncio.TaskGroup() as group:
+        for n in range(EVENTS):
+            group.create_task(publish(n))
+    return EVENTS / (time.perf_counter() - started)
+
+
+async def end_to_end(url: str) -> list[float]:
+    latencies: list[float] = []
+    done = asyncio.Event()
+    connection = await aio_pika.connect(url)
+    async with connection:
+        publish_channel = await connection.channel(publisher_confirms=True)
+        consume_channel = await connection.channel()
+        await consume_channel.set_qos(prefetch_count=16)
+        queues = await declare(consume_channel, "bench.latency", ["order.confirmed"])
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            sent_us = int(str((message.headers or {})["x-sent-us"]))
+            latencies.append((time.time_ns() // 1000 - sent_us) / 1000)
+            await message.ack()
+            if len(latencies) >= LATENCY_EVENTS:
+                done.set()
+
+        await queues.main.consume(on_message)
+        exchange = await publish_channel.get_exchange("domain.events")
+        for n in range(LATENCY_EVENTS):
+            message = to_message(new_event(OrderPlaced(order_id=n, user_id=1, total=Decimal("1.00"))))
+            # Integer microseconds: AMQP tables may carry floats as 32-bit, far too coarse for a clock.
+            message.headers["x-sent-us"] = time.time_ns() // 1000
+            await exchange.publish(message, routing_key="order.confirmed", mandatory=True)
+            await asyncio.sleep(0.002)  # a steady 500 events/s, not a burst
+        await asyncio.wait_for(done.wait(), timeout=60)
+    return sorted(latencies)
+
+
+async def run(server_url: str) -> dict[str, Any]:
+    async with rabbitmq_vhost(server_url) as url:
+        connection = await aio_pika.connect(url)
+        async with connection:
+            channel = await connection.channel(publisher_confirms=True)
+            await declare(channel, "bench.sink", ["order.placed"])
+            exchange = await channel.get_exchange("domain.events")
+            sequential = await one_at_a_time(exchange)
+            concurrent = await pipelined(exchange)
+        latencies = await end_to_end(url)
+    return {
+        "publish_per_s_one_at_a_time": sequential,
+        "publish_per_s_pipelined": concurrent,
+        "latency_p50_ms": statistics.median(latencies),
+        "latency_p99_ms": latencies[int(len(latencies) * 0.99) - 1],
+        "events": EVENTS,
+        "latency_events": LATENCY_EVENTS,
+    }
+
+
+def main() -> None:
+    results = asyncio.run(run(os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")))
+    machine = (
+        f"{platform.node()}, {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    date = f"{datetime.now(UTC):%Y-%m-%d}"
+    print(f"{date} · {machine}\n")
+    print("| measure | value |\n|---|---|")
+    print(
+        f"| publish with confirms, one at a time | {results['publish_per_s_one_at_a_time']:,.0f} events/s |"
+    )
+    print(
+        f"| publish with confirms, {WINDOW} in flight | {results['publish_per_s_pipelined']:,.0f} events/s |"
+    )
+    print(f"| publish → consume latency p50 | {results['latency_p50_ms']:.2f} ms |")
+    print(f"| publish → consume latency p99 | {results['latency_p99_ms']:.2f} ms |")
+    out = OUTPUT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "event_publishing.json").write_text(
+        json.dumps({"date": date, "machine": machine, "results": results}, indent=2) + "\n"
+    )
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 3.2), constrained_layout=True)
+    bars = left.barh(
+        ["one at a time", f"{WINDOW} in flight"],
+        [results["publish_per_s_one_at_a_time"], results["publish_per_s_pipelined"]],
+        color="#3f51b5",
+    )
+    left.bar_label(bars, fmt="%.0f", padding=3)
+    left.set_xlabel("events/s with publisher confirms")
+    left.invert_yaxis()
+    bars = right.barh(["p50", "p99"], [results["latency_p50_ms"], results["latency_p99_ms"]], color="#607d8b")
+    right.bar_label(bars, fmt="%.2f ms", padding=3)
+    right.set_xlabel("publish → consume latency (ms)")
+    right.invert_yaxis()
+    figure.suptitle(f"RabbitMQ {date} · {machine}", fontsize=10)
+    target = OUTPUT / "docs/assets/benchmarks/event_publishing.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(target, dpi=110)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Events between services over RabbitMQ: envelopes, topology, a confirming publisher, a safe consumer."""

@@ -1,0 +1,101 @@
+"""Versioned event envelopes, and the checks a consumer runs before it trusts a message.
+
+Every event travels as the same JSON envelope: an ``id`` (the idempotency key of
+everything it causes), a ``type`` and ``version`` (what ``data`` means), when it
+happened, the trace context, and the ``data`` itself.
+
+```py
+from shared.events.envelope import OrderPlaced, new_event
+
+event = new_event(OrderPlaced(order_id=7, user_id=1, total="26.25"))
+print(event.type, event.version, event.data)
+#> order.placed 1 {'order_id': 7, 'user_id': 1, 'total': '26.25'}
+```
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+# --8<-- [start:events]
+class Event(BaseModel):
+    """The data of one event type at one version."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    TYPE: ClassVar[str]
+    VERSION: ClassVar[int] = 1
+
+
+class OrderPlaced(Event):
+    TYPE = "order.placed"
+    order_id: int
+    user_id: int
+    total: Decimal
+
+
+class OrderConfirmed(Event):
+    TYPE = "order.confirmed"
+    order_id: int
+    user_id: int
+
+
+KNOWN: dict[tuple[str, int], type[Event]] = {(e.TYPE, e.VERSION): e for e in (OrderPlaced, OrderConfirmed)}
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    type: str
+    version: int
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    trace: dict[str, str] = Field(default_factory=dict)
+    data: dict[str, Any]
+    # --8<-- [end:events]
+
+
+def new_event(data: Event, trace: dict[str, str] | None = None) -> Envelope:
+    """Wrap ``data`` in a fresh envelope."""
+    return Envelope(
+        type=data.TYPE, version=data.VERSION, data=data.model_dump(mode="json"), trace=trace or {}
+    )
+
+
+class Rejected(Exception):
+    """A message no retry can fix: it goes to the parking lot with ``reason``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# --8<-- [start:decode]
+def decode(body: bytes, content_type: str | None) -> tuple[Envelope, Event]:
+    """Check a message from the outside world; raise :class:`Rejected` saying why it is unusable."""
+    if content_type != "application/json":
+        raise Rejected(f"content type {content_type!r} is not application/json")
+    if len(body) > MAX_BODY_BYTES:
+        raise Rejected(f"body of {len(body)} bytes is over {MAX_BODY_BYTES}")
+    try:
+        envelope = Envelope.model_validate(json.loads(body))
+    except (ValueError, ValidationError) as error:
+        raise Rejected(f"not an event envelope: {str(error).splitlines()[0][:200]}") from None
+    kind = KNOWN.get((envelope.type, envelope.version))
+    if kind is None:
+        raise Rejected(f"unknown event {envelope.type!r} version {envelope.version}")
+    try:
+        return envelope, kind.model_validate(envelope.data)
+    except ValidationError as error:
+        raise Rejected(
+            f"invalid {envelope.type} v{envelope.version} data: {error.error_count()} error(s)"
+        ) from None
+        # --8<-- [end:decode]

@@ -1,0 +1,72 @@
+"""A TCP proxy on loopback that a test can cut and restore: "the broker is down" without stopping it.
+
+Stopping the real RabbitMQ would break every other test and take seconds to restart.
+Cutting the proxy closes every connection through it and refuses new ones, which is
+exactly what a client sees when its broker goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from patterns.testing.service_resolution import free_port
+
+
+# --8<-- [start:proxy]
+class TcpProxy:
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self._server: asyncio.Server | None = None
+        self._streams: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        """Accept connections again (on the same port)."""
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        """Refuse new connections and drop every open one, like a broker that died."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for writer in list(self._streams):
+            writer.transport.abort()
+        self._streams.clear()
+
+    async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            client_writer.transport.abort()
+            return
+        self._streams |= {client_writer, upstream_writer}
+        await asyncio.gather(
+            _pipe(client_reader, upstream_writer),
+            _pipe(upstream_reader, client_writer),
+            return_exceptions=True,
+        )
+        self._streams -= {client_writer, upstream_writer}
+        # --8<-- [end:proxy]
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while chunk := await reader.read(65536):
+            writer.write(chunk)
+            await writer.drain()
+    finally:
+        with contextlib.suppress(Exception):
+            writer.close()
+
+
+@asynccontextmanager
+async def tcp_proxy(target_host: str, target_port: int) -> AsyncIterator[TcpProxy]:
+    proxy = TcpProxy(target_host, target_port)
+    await proxy.start()
+    try:
+        yield proxy
+    finally:
+        await proxy.cut()

@@ -1,0 +1,35 @@
+"""The worker's event handler: ``order.placed`` in, the order confirmed, ``order.confirmed`` out."""
+
+from __future__ import annotations
+
+from shared.clients.errors import NotFound
+from shared.clients.mongo import MongoDataClient
+from shared.clients.pg import PgDataClient
+from shared.contracts.pg import OrderStatus
+from shared.events.consumer import Handler, Permanent
+from shared.events.envelope import Envelope, Event, OrderConfirmed, OrderPlaced, new_event
+from shared.events.publisher import EventPublisher
+from worker_service.jobs import confirm
+
+
+# --8<-- [start:handler]
+def on_order_placed(pg: PgDataClient, mongo: MongoDataClient, publisher: EventPublisher) -> Handler:
+    async def handle(event: Envelope, data: Event) -> None:
+        assert isinstance(data, OrderPlaced)
+        try:
+            order = await pg.get_order(data.order_id)
+        except NotFound as error:
+            raise Permanent(f"order {data.order_id} does not exist") from error
+        if order.status == OrderStatus.cancelled:
+            return  # nothing to confirm, nothing to announce
+        if order.status == OrderStatus.placed and not await confirm(pg, mongo, order):
+            order = await pg.get_order(order.id)  # changed under us: announce only a real confirmation
+            if order.status != OrderStatus.confirmed:
+                return
+        # Publish before the consumer acks: a crash in between repeats this whole handler,
+        # which is safe because every step above is idempotent.
+        confirmed = new_event(OrderConfirmed(order_id=order.id, user_id=order.user_id), trace=event.trace)
+        await publisher.publish(confirmed, correlation_id=str(event.id))
+
+    return handle
+    # --8<-- [end:handler]

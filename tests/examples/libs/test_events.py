@@ -1,0 +1,311 @@
+"""Events against the real RabbitMQ (a vhost per test): topology, confirms, retries, parking lot."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from prometheus_client import REGISTRY
+from redis.asyncio import Redis
+
+from patterns.testing.pytest_fixtures import RedisTarget
+from shared.events.consumer import EventConsumer, Permanent
+from shared.events.envelope import Envelope, Event, OrderConfirmed, OrderPlaced, Rejected, decode, new_event
+from shared.events.publisher import EventPublisher, NotPublished
+from shared.events.topology import EVENTS, declare
+
+PLACED = OrderPlaced(order_id=7, user_id=1, total="26.25")
+
+
+@pytest.fixture
+async def channel(rabbitmq_url: str) -> AsyncIterator[AbstractChannel]:
+    connection = await aio_pika.connect(rabbitmq_url)
+    async with connection:
+        yield await connection.channel(publisher_confirms=True)
+
+
+@pytest.fixture
+async def redis(redis_target: RedisTarget) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_target.url)
+    yield client
+    await client.aclose()
+
+
+async def drain(queue: AbstractQueue, count: int, timeout: float = 10) -> list[AbstractIncomingMessage]:
+    """Take ``count`` messages from ``queue`` (acked), waiting up to ``timeout`` seconds."""
+    taken: list[AbstractIncomingMessage] = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    while len(taken) < count:
+        message = await queue.get(fail=False)
+        if message is None:
+            assert asyncio.get_running_loop().time() < deadline, f"only {len(taken)} of {count} arrived"
+            await asyncio.sleep(0.05)
+            continue
+        await message.ack()
+        taken.append(message)
+    return taken
+
+
+def queue_types(vhost_url: str) -> dict[str, str]:
+    vhost = unquote(urlsplit(vhost_url).path.lstrip("/"))
+    listing = subprocess.run(
+        ["rabbitmqctl", "--quiet", "--no-table-headers", "list_queues", "-p", vhost, "name", "type"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    return dict(line.split("\t") for line in listing.splitlines() if "\t" in line)
+
+
+async def test_topology_is_idempotent_and_every_queue_is_quorum(
+    channel: AbstractChannel, rabbitmq_url: str
+) -> None:
+    await declare(channel, "worker.order-placed", ["order.placed"])
+    await declare(channel, "worker.order-placed", ["order.placed"])  # again, as every restart does
+    assert queue_types(rabbitmq_url) == {
+        "worker.order-placed": "quorum",
+        "worker.order-placed.retry": "quorum",
+        "worker.order-placed.parking-lot": "quorum",
+    }
+
+
+async def test_a_confirmed_event_carries_id_type_and_persistence(
+    channel: AbstractChannel, rabbitmq_url: str
+) -> None:
+    queues = await declare(channel, "probe", ["order.placed"])
+    event = new_event(
+        PLACED, trace={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    )
+    async with EventPublisher(rabbitmq_url) as publisher:
+        await publisher.publish(event, correlation_id="request-42")
+    [message] = await drain(queues.main, 1)
+    assert message.message_id == str(event.id)
+    assert message.correlation_id == "request-42"
+    assert message.content_type == "application/json"
+    assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    assert message.headers["traceparent"] == event.trace["traceparent"]
+    assert decode(message.body, message.content_type) == (event, PLACED)
+
+
+async def test_an_unroutable_event_is_an_error_not_a_silent_drop(rabbitmq_url: str) -> None:
+    unknown = new_event(PLACED).model_copy(update={"type": "order.shipped"})  # no queue is bound for it
+    async with EventPublisher(rabbitmq_url) as publisher:
+        with pytest.raises(NotPublished, match=r"PublishError.*NO_ROUTE"):
+            await publisher.publish(unknown)
+
+
+async def test_publishers_declare_every_subscription_so_early_events_wait(rabbitmq_url: str) -> None:
+    async with EventPublisher(rabbitmq_url) as publisher:
+        await publisher.publish(new_event(OrderConfirmed(order_id=1, user_id=1)))  # the bot never ran yet
+    assert queue_types(rabbitmq_url).keys() >= {"worker.order-placed", "bot.order-confirmed"}
+
+
+async def test_a_publish_on_a_closed_publisher_says_so() -> None:
+    with pytest.raises(RuntimeError, match="not open"):
+        await EventPublisher("amqp://127.0.0.1:1/").publish(new_event(PLACED))
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "reason"),
+    [
+        (b"{not json", "application/json", "not an event envelope"),
+        (b"<xml/>", "text/xml", "content type 'text/xml'"),
+        (b"x" * 70_000, "application/json", "over 65536"),
+        (
+            json.dumps({"type": "order.placed", "version": 1}).encode(),
+            "application/json",
+            "not an event envelope",
+        ),
+        (
+            new_event(PLACED).model_copy(update={"type": "order.shipped"}).model_dump_json().encode(),
+            "application/json",
+            "unknown event 'order.shipped'",
+        ),
+        (
+            new_event(PLACED).model_copy(update={"version": 2}).model_dump_json().encode(),
+            "application/json",
+            "unknown event 'order.placed' version 2",
+        ),
+        (
+            new_event(PLACED).model_copy(update={"data": {"order_id": "x"}}).model_dump_json().encode(),
+            "application/json",
+            "invalid order.placed v1 data",
+        ),
+    ],
+)
+def test_a_message_no_retry_can_fix_is_rejected_with_the_reason(
+    body: bytes, content_type: str, reason: str
+) -> None:
+    with pytest.raises(Rejected, match=reason.replace("(", r"\(")):
+        decode(body, content_type)
+
+
+class Recorder:
+    """A handler that records what it handled and fails as told."""
+
+    def __init__(self, fail_times: int = 0, permanent: bool = False) -> None:
+        self.handled: list[int] = []
+        self.calls = 0
+        self.fail_times = fail_times
+        self.permanent = permanent
+
+    async def __call__(self, event: Envelope, data: Event) -> None:
+        self.calls += 1
+        assert isinstance(data, OrderPlaced)
+        if self.permanent and data.order_id == 13:
+            raise Permanent("order 13 can never be confirmed")
+        if self.calls <= self.fail_times:
+            raise ConnectionError("pg_data_service hiccup")
+        self.handled.append(data.order_id)
+
+
+async def publish_raw(channel: AbstractChannel, body: bytes, content_type: str = "application/json") -> None:
+    exchange = await channel.get_exchange(EVENTS)
+    await exchange.publish(aio_pika.Message(body, content_type=content_type), routing_key="order.placed")
+
+
+async def until(condition: Any, timeout: float = 10) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_poison_goes_to_the_parking_lot_with_its_reason_and_others_keep_flowing(
+    channel: AbstractChannel, rabbitmq_url: str, redis: Redis
+) -> None:
+    handler = Recorder()
+    async with EventConsumer(rabbitmq_url, "worker.test", ["order.placed"], handler, redis) as consumer:
+        assert consumer._queues is not None
+        await publish_raw(channel, b"{broken")
+        async with EventPublisher(rabbitmq_url) as publisher:
+            await publisher.publish(new_event(PLACED))
+        await until(lambda: handler.handled == [7])
+        [parked] = await drain(consumer._queues.parking, 1)
+    assert parked.body == b"{broken"
+    assert str(parked.headers["x-parking-reason"]).startswith("not an event envelope")
+    assert parked.headers["x-parked-by"] == "worker.test"
+    parked_count = REGISTRY.get_sample_value(
+        "events_consumed_total", {"consumer": "worker.test", "outcome": "parked"}
+    )
+    assert parked_count is not None
+    assert parked_count >= 1
+
+
+async def test_a_failing_handler_is_retried_after_a_delay_then_succeeds(
+    rabbitmq_url: str, redis: Redis
+) -> None:
+    handler = Recorder(fail_times=2)
+    async with (
+        EventConsumer(rabbitmq_url, "worker.test", ["order.placed"], handler, redis, retry_delay_ms=200),
+        EventPublisher(rabbitmq_url) as publisher,
+    ):
+        await publisher.publish(new_event(PLACED))
+        await until(lambda: handler.handled == [7])
+    assert handler.calls == 3
+
+
+async def test_out_of_attempts_and_permanent_errors_are_parked(rabbitmq_url: str, redis: Redis) -> None:
+    handler = Recorder(fail_times=1_000, permanent=True)
+    async with (
+        EventConsumer(
+            rabbitmq_url, "worker.test", ["order.placed"], handler, redis, max_attempts=3, retry_delay_ms=100
+        ) as consumer,
+        EventPublisher(rabbitmq_url) as publisher,
+    ):
+        assert consumer._queues is not None
+        await publisher.publish(new_event(PLACED))
+        await publisher.publish(new_event(OrderPlaced(order_id=13, user_id=1, total="1.00")))
+        parked = await drain(consumer._queues.parking, 2, timeout=15)
+    reasons = sorted(str(m.headers["x-parking-reason"]) for m in parked)
+    assert reasons[0] == "gave up after 3 attempts: ConnectionError: pg_data_service hiccup"
+    assert reasons[1] == "permanent: order 13 can never be confirmed"
+
+
+async def test_the_same_event_delivered_twice_is_handled_once(rabbitmq_url: str, redis: Redis) -> None:
+    handler = Recorder()
+    event = new_event(PLACED)
+    async with (
+        EventConsumer(rabbitmq_url, "worker.test", ["order.placed"], handler, redis),
+        EventPublisher(rabbitmq_url) as publisher,
+    ):
+        await publisher.publish(event)
+        await until(lambda: handler.handled == [7])
+        await publisher.publish(event)  # a redelivery, or the outbox publishing twice after a crash
+        await publisher.publish(new_event(OrderConfirmed(order_id=1, user_id=1)))  # not this consumer's
+        await asyncio.sleep(0.5)
+    assert handler.handled == [7]
+
+
+async def test_parked_messages_can_be_listed_and_replayed_after_the_fix(
+    rabbitmq_url: str, redis: Redis
+) -> None:
+    from shared.events.parking_lot import inspect, replay
+
+    failing = Recorder(fail_times=1_000)
+    async with (
+        EventConsumer(
+            rabbitmq_url, "worker.test", ["order.placed"], failing, redis, max_attempts=1
+        ) as consumer,
+        EventPublisher(rabbitmq_url) as publisher,
+    ):
+        assert consumer._queues is not None
+        await publisher.publish(new_event(PLACED))
+        await until(lambda: failing.calls == 1)
+        await asyncio.sleep(0.3)
+    [parked] = await inspect(rabbitmq_url, "worker.test")
+    assert parked.type == "order.placed"
+    assert parked.reason.startswith("gave up after 1 attempts")
+    assert len(await inspect(rabbitmq_url, "worker.test")) == 1, "listing must not remove anything"
+    fixed = Recorder()
+    async with EventConsumer(rabbitmq_url, "worker.test", ["order.placed"], fixed, redis):
+        assert await replay(rabbitmq_url, "worker.test") == 1
+        await until(lambda: fixed.handled == [7])
+    assert await inspect(rabbitmq_url, "worker.test") == []
+
+
+def test_the_parking_lot_command_says_when_rabbitmq_is_unreachable(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from shared.events.parking_lot import main
+
+    assert main(["list", "worker.order-placed", "--url", "amqp://guest:guest@127.0.0.1:1/"]) == 1
+    assert "cannot reach RabbitMQ at 127.0.0.1:1/" in capsys.readouterr().err
+
+
+async def test_queues_and_consumers_come_back_after_a_broker_restart(rabbitmq_url: str, redis: Redis) -> None:
+    """aio-pika #632: a robust consumer must resume after the broker restarts, not sit silent."""
+    handler = Recorder()
+    async with (
+        EventConsumer(rabbitmq_url, "worker.test", ["order.placed"], handler, redis),
+        EventPublisher(rabbitmq_url, timeout=2.0) as publisher,
+    ):
+        await publisher.publish(new_event(PLACED))
+        await until(lambda: handler.handled == [7])
+        try:
+            await asyncio.to_thread(
+                subprocess.run, ["rabbitmqctl", "--quiet", "stop_app"], check=True, timeout=120
+            )
+        finally:
+            await asyncio.to_thread(
+                subprocess.run, ["rabbitmqctl", "--quiet", "start_app"], check=True, timeout=120
+            )
+        again = new_event(OrderPlaced(order_id=8, user_id=1, total=Decimal("1.00")))
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:  # the publisher reports NotPublished until its robust connection is back
+            try:
+                await publisher.publish(again)
+                break
+            except NotPublished:
+                assert asyncio.get_running_loop().time() < deadline, "publisher never reconnected"
+                await asyncio.sleep(0.5)
+        await until(lambda: handler.handled == [7, 8], timeout=30)
