@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import pytest
@@ -23,24 +25,37 @@ from tests.examples.services.test_pg_data_service import ITEMS
 CHAT = 4242
 
 
+def bot_settings(telegram_url: str, pg_url: str, mongo_url: str, **overrides: Any) -> Settings:
+    return Settings(
+        port=free_port(),
+        bot_token=SecretStr("123456:TEST-token-for-the-fake-server"),
+        telegram_api_url=telegram_url,
+        pg_data_url=pg_url,
+        mongo_data_url=mongo_url,
+        service_token=SecretStr(TOKENS["bot"]),
+        **overrides,
+    )
+
+
+@asynccontextmanager
+async def running_bot(settings: Settings) -> AsyncIterator[None]:
+    """The real bot, polling, until the block ends."""
+    bot = asyncio.create_task(run(settings, handle_signals=False))
+    try:
+        yield
+    finally:
+        bot.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await bot
+
+
 @pytest.fixture
 async def telegram(pg_url: str, mongo_url: str) -> AsyncIterator[FakeTelegram]:
-    async with fake_telegram() as (fake, telegram_url):
-        settings = Settings(
-            port=free_port(),
-            bot_token=SecretStr("123456:TEST-token-for-the-fake-server"),
-            telegram_api_url=telegram_url,
-            pg_data_url=pg_url,
-            mongo_data_url=mongo_url,
-            service_token=SecretStr(TOKENS["bot"]),
-        )
-        bot = asyncio.create_task(run(settings, handle_signals=False))
-        try:
-            yield fake
-        finally:
-            bot.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await bot
+    async with (
+        fake_telegram() as (fake, telegram_url),
+        running_bot(bot_settings(telegram_url, pg_url, mongo_url)),
+    ):
+        yield fake
 
 
 async def test_start_registers_a_new_user_once(telegram: FakeTelegram, pg: httpx.AsyncClient) -> None:
@@ -74,23 +89,12 @@ async def test_orders_and_activity_commands_read_through_the_data_services(
 
 async def test_a_data_service_outage_gets_a_polite_answer(mongo_url: str) -> None:
     async with fake_telegram() as (fake, telegram_url):
-        settings = Settings(
-            port=free_port(),
-            bot_token=SecretStr("123456:TEST-token-for-the-fake-server"),
-            telegram_api_url=telegram_url,
-            pg_data_url=f"http://127.0.0.1:{free_port()}",
-            mongo_data_url=mongo_url,
-            service_token=SecretStr(TOKENS["bot"]),
-            data_timeout_seconds=0.3,
+        settings = bot_settings(
+            telegram_url, f"http://127.0.0.1:{free_port()}", mongo_url, data_timeout_seconds=0.3
         )
-        bot = asyncio.create_task(run(settings, handle_signals=False))
-        try:
+        async with running_bot(settings):
             await fake.send_command(CHAT, "/orders")
             assert await fake.replies(CHAT, 1) == ["We are busy right now, please try again in a minute."]
-        finally:
-            bot.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await bot
 
 
 async def test_an_order_confirmed_event_notifies_the_user_on_telegram(
@@ -100,23 +104,14 @@ async def test_an_order_confirmed_event_notifies_the_user_on_telegram(
         await pg.post("/users", json={"email": "eve@example.org", "name": "Eve", "telegram_chat_id": CHAT})
     ).json()
     async with fake_telegram() as (fake, telegram_url):
-        settings = Settings(
-            port=free_port(),
-            bot_token=SecretStr("123456:TEST-token-for-the-fake-server"),
-            telegram_api_url=telegram_url,
-            pg_data_url=pg_url,
-            mongo_data_url=mongo_url,
-            service_token=SecretStr(TOKENS["bot"]),
+        settings = bot_settings(
+            telegram_url,
+            pg_url,
+            mongo_url,
             rabbitmq_url=rabbitmq_url,
             redis_url=redis_target.url,
             redis_prefix=redis_target.prefix,
         )
-        bot = asyncio.create_task(run(settings, handle_signals=False))
-        try:
-            async with EventPublisher(rabbitmq_url) as publisher:
-                await publisher.publish(new_event(OrderConfirmed(order_id=41, user_id=user["id"])))
+        async with running_bot(settings), EventPublisher(rabbitmq_url) as publisher:
+            await publisher.publish(new_event(OrderConfirmed(order_id=41, user_id=user["id"])))
             assert await fake.replies(CHAT, 1, timeout=15) == ["Your order #41 is confirmed."]
-        finally:
-            bot.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await bot
