@@ -12,10 +12,12 @@ from shared.clients.pg import PgDataClient
 from shared.contracts.mongo import Activity
 from shared.contracts.pages import Cursor, Limit, Page
 from shared.contracts.pg import Order, OrderCreate, User, UserCreate, UserUpdate
+from shared.idempotency import IdempotencyKey
 from shared.problems import ProblemError
 
 type PathId = Annotated[int, Path(gt=0, lt=2**63)]
-type IdempotencyKey = Annotated[
+# Placing an order needs a key, and one long enough not to collide by accident.
+type RequiredIdempotencyKey = Annotated[
     str, Header(alias="Idempotency-Key", min_length=8, max_length=255, pattern=r"^[\x21-\x7e]+$")
 ]
 
@@ -46,7 +48,7 @@ type Users = Annotated[UserCache, Depends(users)]
 async def register(
     data: UserCreate,
     pg: Pg,
-    key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+    key: IdempotencyKey = None,
 ) -> User:
     return await pg.create_user(data, idempotency_key=key)
 
@@ -82,7 +84,7 @@ async def update_user(
 
 # --8<-- [start:place-order]
 @router.post("/orders", status_code=status.HTTP_201_CREATED, tags=["orders"])
-async def place_order(data: OrderCreate, key: IdempotencyKey, pg: Pg, users: Users) -> JSONResponse:
+async def place_order(data: OrderCreate, key: RequiredIdempotencyKey, pg: Pg, users: Users) -> JSONResponse:
     """Place an order. ``Idempotency-Key`` is required: a client retrying a timed-out
     request must get the first order back, not a second one."""
     await users.get(data.user_id)  # 404 for an unknown user, from the cache when warm

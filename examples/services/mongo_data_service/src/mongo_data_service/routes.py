@@ -4,7 +4,7 @@
 # which refer to dependencies created inside build_router.
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -12,6 +12,7 @@ from mongo_data_service.repository import ActivityRepository, Document, Preferen
 from shared.auth import CallerAuth
 from shared.contracts.mongo import Activity, ActivityCreate, Kind, Preferences, PreferencesUpdate, UserId
 from shared.contracts.pages import Cursor, Limit, Page
+from shared.idempotency import IdempotencyKey
 
 
 def database(request: Request) -> AsyncDatabase[Document]:
@@ -32,10 +33,7 @@ def build_router(auth: CallerAuth) -> APIRouter:
         data: ActivityCreate,
         db: Db,
         caller: Annotated[str, Depends(write)],
-        idempotency_key: Annotated[
-            str | None,
-            Header(alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$"),
-        ] = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> JSONResponse:
         activity, replayed = await ActivityRepository(db).append(data, caller, idempotency_key)
         headers = {"Idempotent-Replayed": "true"} if replayed else {}

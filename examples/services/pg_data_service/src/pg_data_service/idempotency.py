@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Header
 from pydantic import BaseModel
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -20,17 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pg_data_service.tables import IdempotencyRow
 from shared.problems import ProblemError
-
-type IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        pattern=r"^[\x21-\x7e]+$",
-        description="Repeat a create safely: the same key and body return the first result",
-    ),
-]
 
 
 # --8<-- [start:create-once]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, 
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pg_data_service.idempotency import IdempotencyKey, create_once
+from pg_data_service.idempotency import create_once
 from pg_data_service.repository import OrderRepository, UserRepository
 from shared.auth import CallerAuth
 from shared.contracts.pages import Cursor, Limit, Page
@@ -23,6 +23,7 @@ from shared.contracts.pg import (
     UserCreate,
     UserUpdate,
 )
+from shared.idempotency import IdempotencyKey
 from shared.problems import ProblemError
 
 type PathId = Annotated[int, Path(gt=0, lt=2**63)]
