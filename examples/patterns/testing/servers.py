@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 
+import httpx
 import uvicorn
+from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from patterns.testing.service_resolution import free_port
@@ -58,3 +60,16 @@ def serving_in_thread(app: ASGIApp) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@asynccontextmanager
+async def in_process(
+    app: FastAPI, headers: Mapping[str, str] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Call ``app`` in-process, no socket, with its lifespan run as a server would run it."""
+    transport = httpx.ASGITransport(app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://service", headers=headers) as client,
+    ):
+        yield client

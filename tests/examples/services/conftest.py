@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from mongo_data_service.app import create_app as create_mongo_app
 from mongo_data_service.settings import Settings as MongoSettings
 from patterns.testing.pytest_fixtures import MongoTarget
-from patterns.testing.servers import serving
+from patterns.testing.servers import in_process, serving
 from pg_data_service.app import create_app as create_pg_app
 from pg_data_service.migrate import upgrade
 from pg_data_service.settings import Settings as PgSettings
@@ -47,12 +47,7 @@ def pg_app(pg_settings: PgSettings) -> FastAPI:
 @pytest.fixture
 async def pg(pg_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """pg_data_service in-process, authenticated as the api service."""
-    async with (
-        pg_app.router.lifespan_context(pg_app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(pg_app), base_url="http://pg", headers=auth()
-        ) as client,
-    ):
+    async with in_process(pg_app, headers=auth()) as client:
         yield client
 
 
@@ -78,12 +73,7 @@ def mongo_app(mongo_settings: MongoSettings) -> FastAPI:
 @pytest.fixture
 async def mongo(mongo_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """mongo_data_service in-process, authenticated as the api service."""
-    async with (
-        mongo_app.router.lifespan_context(mongo_app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(mongo_app), base_url="http://mongo", headers=auth()
-        ) as c,
-    ):
+    async with in_process(mongo_app, headers=auth()) as c:
         yield c
 
 

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from api_service.app import create_app
 from api_service.settings import Settings
 from patterns.testing.pytest_fixtures import RedisTarget
-from patterns.testing.servers import serving
+from patterns.testing.servers import in_process, serving
 from patterns.testing.service_resolution import free_port
 from tests.examples.services.conftest import TOKENS
 from tests.examples.services.test_pg_data_service import ITEMS, assert_problem
@@ -36,10 +36,7 @@ def api_settings(pg_url: str, mongo_url: str, redis: RedisTarget, **overrides: A
 
 
 async def client_for(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://api") as client,
-    ):
+    async with in_process(app) as client:
         yield client
 
 

@@ -14,11 +14,13 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
+from patterns.testing.servers import in_process
 from patterns.testing.tcp_proxy import tcp_proxy
 from pg_data_service.outbox import backlog, relay_once
 from pg_data_service.settings import Settings
 from shared.events.envelope import OrderPlaced, decode
 from shared.events.publisher import EventPublisher, NotPublished
+from tests.examples.services.conftest import auth
 from tests.examples.services.test_pg_data_service import ALICE, ITEMS
 
 
@@ -123,14 +125,7 @@ async def test_the_relay_runs_inside_the_service_when_rabbitmq_is_configured(
     from pg_data_service.app import create_app
 
     app: FastAPI = create_app(pg_settings.model_copy(update={"rabbitmq_url": rabbitmq_url}))
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app),
-            base_url="http://pg",
-            headers={"Authorization": "Bearer api-token-0123456789abcdef"},
-        ) as pg,
-    ):
+    async with in_process(app, headers=auth()) as pg:
         ids = await place(pg, 2)
         deadline = asyncio.get_running_loop().time() + 10
         events: list[OrderPlaced] = []

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from patterns.testing.servers import in_process
 from patterns.testing.service_resolution import free_port
 from pg_data_service.app import create_app
 from pg_data_service.settings import Settings
@@ -252,10 +253,7 @@ async def test_database_down_is_a_fast_503_and_not_ready() -> None:
         service_tokens=TOKENS,
     )
     app: FastAPI = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://pg", headers=auth()) as client,
-    ):
+    async with in_process(app, headers=auth()) as client:
         response = await asyncio.wait_for(client.get("/users/1"), timeout=5)
         assert_problem(response, 503)
         assert response.headers["Retry-After"] == "1"
