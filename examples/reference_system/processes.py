@@ -44,6 +44,7 @@ class SystemConfig:
     bot_token: str = "123456:LOCAL-development-token"  # noqa: S105 - only valid for the local fake Telegram
     ports: Ports = field(default_factory=Ports)
     job_interval_seconds: float = 2.0
+    otlp_endpoint: str | None = None  # e.g. Jaeger's http://127.0.0.1:4318; None: no export
     tokens: Mapping[str, str] = field(
         default_factory=lambda: {caller: secrets.token_urlsafe(24) for caller in TOKEN_CALLERS}
     )
@@ -102,6 +103,9 @@ def plan(config: SystemConfig) -> list[tuple[str, dict[str, str], str]]:
         steps.append(
             ("bot_service", {"PORT": str(p.bot), "SERVICE_TOKEN": tokens["bot"], **bot, **data, **events})
         )
+    if config.otlp_endpoint:
+        for _, env in steps:
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = config.otlp_endpoint
     return [(name, env, f"http://127.0.0.1:{env['PORT']}/health/ready") for name, env in steps]
     # --8<-- [end:plan]
 

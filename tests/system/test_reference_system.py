@@ -4,41 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 from pymongo import AsyncMongoClient
 
-from patterns.testing.fake_telegram import FakeTelegram, fake_telegram
-from patterns.testing.pytest_fixtures import MongoTarget, RedisTarget
-from patterns.testing.service_resolution import free_port
-from reference_system.processes import Ports, SystemConfig, running_system
+from patterns.testing.pytest_fixtures import MongoTarget
+from tests.system.conftest import System
 
 CHAT = 777001
 ITEMS = [{"sku": "book-1", "quantity": 2, "unit_price": "12.50"}]
-
-
-@pytest.fixture
-async def system(
-    postgres_url: str, mongo_target: MongoTarget, redis_target: RedisTarget, rabbitmq_url: str
-) -> AsyncIterator[tuple[str, FakeTelegram]]:
-    async with fake_telegram() as (telegram, telegram_url):
-        ports = Ports(api=free_port(), pg=free_port(), mongo=free_port(), worker=free_port(), bot=free_port())
-        config = SystemConfig(
-            database_url=postgres_url,
-            mongodb_url=mongo_target.url,
-            mongodb_database=mongo_target.database,
-            redis_url=redis_target.url,
-            rabbitmq_url=rabbitmq_url,
-            telegram_api_url=telegram_url,
-            ports=ports,
-            job_interval_seconds=3600,  # the order is confirmed by the order.placed event, not the job
-        )
-        async with running_system(config):
-            yield f"http://127.0.0.1:{ports.api}", telegram
 
 
 async def eventually(check: Any, timeout: float = 20) -> Any:
@@ -50,9 +26,9 @@ async def eventually(check: Any, timeout: float = 20) -> Any:
 
 
 async def test_register_order_confirm_and_ask_the_bot(
-    system: tuple[str, FakeTelegram], postgres_url: str, mongo_target: MongoTarget
+    system: System, postgres_url: str, mongo_target: MongoTarget
 ) -> None:
-    api_url, telegram = system
+    api_url, telegram = system.api_url, system.telegram
     async with httpx.AsyncClient(base_url=api_url, timeout=10) as api:
         # 1. register through the API, then link the Telegram chat (optimistic concurrency)
         user = (await api.post("/users", json={"email": "dana@example.org", "name": "Dana"})).json()

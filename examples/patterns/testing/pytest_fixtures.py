@@ -30,6 +30,7 @@ from patterns.testing.service_resolution import (
     redact,
     resolve,
 )
+from patterns.testing.spans import SpanRecorder, span_recorder
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES", "") not in {"", "0", "false", "no"}
 _found: dict[str, Found] = {}
@@ -124,6 +125,15 @@ async def mongo_target(mongodb_server: Found) -> AsyncIterator[MongoTarget]:
     """The MongoDB URL and a database name that only this test uses."""
     async with mongo_database(mongodb_server.url) as name:
         yield MongoTarget(mongodb_server.url, name)
+
+
+@pytest.fixture
+def spans() -> Iterator[SpanRecorder]:
+    """The spans this test finishes, recorded in memory (the process's one tracer provider)."""
+    recorder = span_recorder()
+    recorder.clear()
+    yield recorder
+    recorder.clear()
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -141,19 +142,21 @@ def test_the_worker_process_exits_cleanly_on_sigterm(pg_url: str, mongo_url: str
         "JOB_INTERVAL_SECONDS": "0.2",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "worker_service"], env=env, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "worker_service"], env=env, stdout=subprocess.PIPE, text=True
     )
     try:
         deadline = time.monotonic() + 20
         while not port_is_open(f"http://127.0.0.1:{port}"):
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
             assert time.monotonic() < deadline
             time.sleep(0.1)
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
         assert "worker_job_runs_total" in metrics
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
-        assert "worker stopped" in (process.stderr.read() if process.stderr else "")
+        logged = [json.loads(line) for line in (process.stdout.read() if process.stdout else "").splitlines()]
+        last = logged[-1]  # ECS JSON, one object per line, on stdout
+        assert (last["message"], last["service"]["name"]) == ("worker stopped", "worker_service")
     finally:
         process.kill()
         process.wait()

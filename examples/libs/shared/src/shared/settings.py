@@ -26,6 +26,11 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)]
     log_level: str = "info"
+    # Observability: traces go to an OTLP/HTTP collector (Jaeger, the OpenTelemetry Collector)
+    # when an endpoint is set; the ratio applies to traces that start here.
+    otel_exporter_otlp_endpoint: AnyHttpUrl | None = None
+    otel_traces_sampler_arg: Annotated[float, Field(ge=0, le=1)] = 1.0
+    deployment_environment: str = "local"
 
 
 def load_settings[S: BaseSettings](cls: type[S], service: str) -> S:

@@ -15,6 +15,7 @@ from api_service.settings import Settings
 from shared.clients.both import data_clients, liveness_of
 from shared.clients.errors import DataServiceError, DependencyUnavailable, Unauthorized
 from shared.health import health_router
+from shared.observability.setup import observe_app
 from shared.problems import BodySizeLimit, Problem, install_problem_handlers, problem_response
 
 
@@ -33,6 +34,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="api_service", version="1.0.0", lifespan=lifespan)
     install_problem_handlers(app)
+    observe_app(app)
     app.add_exception_handler(DataServiceError, data_service_error)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.state.checks = {}  # filled in by the lifespan, once the clients are open

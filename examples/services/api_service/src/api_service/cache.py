@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 
 from shared.clients.pg import PgDataClient
 from shared.contracts.pg import User
+from shared.observability.metrics import CACHE
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,11 @@ class UserCache:
     async def get(self, user_id: int) -> User:
         try:
             if cached := await self.redis.get(self.key(user_id)):
+                CACHE.labels("user", "hit").inc()
                 return User.model_validate_json(cached)
+            CACHE.labels("user", "miss").inc()
         except RedisError as error:
+            CACHE.labels("user", "error").inc()
             log.warning("cache read failed, reading through: %s", error)
         user = await self.pg.get_user(user_id)
         try:

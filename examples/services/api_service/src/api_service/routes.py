@@ -13,6 +13,7 @@ from shared.contracts.mongo import Activity
 from shared.contracts.pages import Cursor, Limit, Page
 from shared.contracts.pg import Order, OrderCreate, User, UserCreate, UserUpdate
 from shared.idempotency import IdempotencyKey
+from shared.observability.metrics import ORDERS_PLACED, USERS_REGISTERED
 from shared.problems import ProblemError
 
 type PathId = Annotated[int, Path(gt=0, lt=2**63)]
@@ -50,7 +51,9 @@ async def register(
     pg: Pg,
     key: IdempotencyKey = None,
 ) -> User:
-    return await pg.create_user(data, idempotency_key=key)
+    user = await pg.create_user(data, idempotency_key=key)
+    USERS_REGISTERED.labels("api").inc()
+    return user
 
 
 # --8<-- [start:read-user]
@@ -89,6 +92,7 @@ async def place_order(data: OrderCreate, key: RequiredIdempotencyKey, pg: Pg, us
     request must get the first order back, not a second one."""
     await users.get(data.user_id)  # 404 for an unknown user, from the cache when warm
     order = await pg.create_order(data, idempotency_key=key)
+    ORDERS_PLACED.inc()
     return JSONResponse(
         order.model_dump(mode="json"), status_code=201, headers={"Location": f"/orders/{order.id}"}
     )

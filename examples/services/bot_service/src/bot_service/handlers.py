@@ -12,6 +12,7 @@ from shared.clients.pg import PgDataClient
 from shared.contracts.pg import User, UserCreate
 from shared.events.consumer import Handler
 from shared.events.envelope import Envelope, Event, OrderConfirmed
+from shared.observability.metrics import NOTIFICATIONS, USERS_REGISTERED
 
 
 def placeholder_email(chat_id: int) -> str:
@@ -40,6 +41,7 @@ def build_router(pg: PgDataClient, mongo: MongoDataClient) -> Router:
         )
         # Telegram re-delivers updates after a crash: the key makes /start create one user, ever.
         user = await pg.create_user(new, idempotency_key=f"telegram-start-{message.chat.id}")
+        USERS_REGISTERED.labels("telegram").inc()
         await message.answer(f"Welcome, {user.name}! You are customer #{user.id}.")
 
     @router.message(Command("orders"))
@@ -77,8 +79,15 @@ def on_order_confirmed(bot: Bot, pg: PgDataClient) -> Handler:
     async def notify(event: Envelope, data: Event) -> None:
         assert isinstance(data, OrderConfirmed)
         user = await pg.get_user(data.user_id)
-        if user.telegram_chat_id is not None:
+        if user.telegram_chat_id is None:
+            NOTIFICATIONS.labels("no_chat").inc()
+            return
+        try:
             await bot.send_message(user.telegram_chat_id, f"Your order #{data.order_id} is confirmed.")
+        except Exception:
+            NOTIFICATIONS.labels("failed").inc()
+            raise  # the consumer retries it later
+        NOTIFICATIONS.labels("sent").inc()
 
     return notify
     # --8<-- [end:notify]

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
 from pymongo import AsyncMongoClient
 from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 
@@ -15,6 +16,7 @@ from mongo_data_service.routes import build_router
 from mongo_data_service.settings import Settings
 from shared.auth import CallerAuth
 from shared.health import health_router
+from shared.observability.setup import observe_app
 from shared.problems import BodySizeLimit, Problem, install_problem_handlers, problem_response
 
 PERMISSIONS = {
@@ -26,6 +28,8 @@ PERMISSIONS = {
 
 # --8<-- [start:factory]
 def create_app(settings: Settings) -> FastAPI:
+    if not PymongoInstrumentor().is_instrumented_by_opentelemetry:
+        PymongoInstrumentor().instrument()  # a global command listener: before the client exists
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         str(settings.mongodb_url),
         serverSelectionTimeoutMS=settings.server_selection_timeout_ms,
@@ -45,6 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="mongo_data_service", version="1.0.0", lifespan=lifespan)
     install_problem_handlers(app)
+    observe_app(app)
     app.add_exception_handler(ConnectionFailure, mongodb_unavailable)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health_router({"mongodb": mongodb}))

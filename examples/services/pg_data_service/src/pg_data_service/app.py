@@ -8,10 +8,11 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from sqlalchemy import text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from pg_data_service.outbox import run_relay
 from pg_data_service.routes import build_router
@@ -19,6 +20,7 @@ from pg_data_service.settings import Settings
 from shared.auth import CallerAuth
 from shared.events.publisher import EventPublisher
 from shared.health import health_router
+from shared.observability.setup import observe_app
 from shared.problems import BodySizeLimit, Problem, install_problem_handlers, problem_response
 
 # Who may do what. A caller missing here gets 403 for everything.
@@ -27,6 +29,15 @@ PERMISSIONS = {
     "bot": frozenset({"users:read", "users:write", "orders:read"}),
     "worker": frozenset({"users:read", "orders:read", "orders:write"}),
 }
+
+
+def trace_statements(engine: AsyncEngine) -> None:
+    """A span per SQL statement of ``engine``. The instrumentor is one per process, and so is the
+    engine in production; re-instrumenting moves it to the newest engine (tests build many)."""
+    instrumentor = SQLAlchemyInstrumentor()
+    if instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.uninstrument()
+    instrumentor.instrument(engine=engine.sync_engine)
 
 
 # --8<-- [start:factory]
@@ -40,6 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
         # A runaway query is cancelled by PostgreSQL itself, not left to hold a connection.
         connect_args={"server_settings": {"statement_timeout": str(settings.statement_timeout_ms)}},
     )
+    trace_statements(engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -60,6 +72,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="pg_data_service", version="1.0.0", lifespan=lifespan)
     install_problem_handlers(app)
+    observe_app(app)
     app.add_exception_handler(DBAPIError, database_unavailable)
     app.add_exception_handler(PoolTimeout, database_unavailable)
     app.add_exception_handler(OSError, database_unavailable)

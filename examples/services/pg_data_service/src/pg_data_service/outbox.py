@@ -14,6 +14,8 @@ import contextlib
 import logging
 from datetime import UTC, datetime
 
+from opentelemetry import trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from prometheus_client import Counter, Gauge
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,11 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from pg_data_service.tables import OutboxRow
 from shared.events.envelope import Envelope
 from shared.events.publisher import EventPublisher, NotPublished
+from shared.observability.tracing import context_from
 
 log = logging.getLogger(__name__)
 PUBLISHED = Counter("outbox_published", "Outbox events published and confirmed")
 FAILED = Counter("outbox_publish_failures", "Outbox publishes not confirmed (retried later)")
 BACKLOG = Gauge("outbox_backlog", "Unsent outbox rows, as of the relay's last look")
+OLDEST = Gauge("outbox_oldest_unsent_age_seconds", "Age of the oldest unsent outbox row (0: none)")
+TRACER = trace.get_tracer(__name__)
 
 
 # --8<-- [start:relay-once]
@@ -34,28 +39,34 @@ async def relay_once(
 ) -> int:
     """Publish up to ``batch`` unsent events, oldest first; return how many were confirmed."""
     async with sessions() as session, session.begin():
-        rows = (
-            await session.scalars(
-                select(OutboxRow)
-                .where(OutboxRow.published_at.is_(None))
-                .order_by(OutboxRow.id)
-                .limit(batch)
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
+        with suppress_instrumentation():  # polling is not a request: no trace per poll
+            rows = (
+                await session.scalars(
+                    select(OutboxRow)
+                    .where(OutboxRow.published_at.is_(None))
+                    .order_by(OutboxRow.id)
+                    .limit(batch)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
         sent: list[int] = []
         for row in rows:
+            event = Envelope.model_validate(row.envelope)
+            # Continue the trace of the request that wrote the row, not the relay's own.
+            carried = context_from(event.trace, f"outbox row {row.id}")
             try:
-                await publisher.publish(Envelope.model_validate(row.envelope))
+                with TRACER.start_as_current_span(f"outbox relay {event.type}", context=carried):
+                    await publisher.publish(event)
             except NotPublished as error:
                 FAILED.inc()
                 log.warning("outbox: %s; %d sent in this batch, the rest wait", error, len(sent))
                 break  # keep order: later rows wait for this one
             sent.append(row.id)
         if sent:
-            await session.execute(
-                update(OutboxRow).where(OutboxRow.id.in_(sent)).values(published_at=datetime.now(UTC))
-            )
+            with suppress_instrumentation():
+                await session.execute(
+                    update(OutboxRow).where(OutboxRow.id.in_(sent)).values(published_at=datetime.now(UTC))
+                )
         PUBLISHED.inc(len(sent))
         return len(sent)
         # --8<-- [end:relay-once]
@@ -63,9 +74,17 @@ async def relay_once(
 
 async def backlog(sessions: async_sessionmaker[AsyncSession]) -> int:
     async with sessions() as session:
-        count = await session.scalar(select(func.count()).where(OutboxRow.published_at.is_(None)))
-    BACKLOG.set(count or 0)
-    return int(count or 0)
+        with suppress_instrumentation():
+            count, oldest = (
+                await session.execute(
+                    select(func.count(), func.min(OutboxRow.created_at)).where(
+                        OutboxRow.published_at.is_(None)
+                    )
+                )
+            ).one()
+    BACKLOG.set(count)
+    OLDEST.set((datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0)
+    return int(count)
 
 
 # --8<-- [start:relay-loop]

@@ -26,6 +26,7 @@ from shared.contracts.pg import (
     UserUpdate,
 )
 from shared.events.envelope import OrderPlaced, new_event
+from shared.observability.tracing import trace_headers
 from shared.problems import ProblemError
 
 
@@ -132,7 +133,9 @@ class OrderRepository:
         )
         self.session.add(row)
         await self.session.flush()
-        event = new_event(OrderPlaced(order_id=row.id, user_id=row.user_id, total=row.total))
+        event = new_event(
+            OrderPlaced(order_id=row.id, user_id=row.user_id, total=row.total), trace=trace_headers()
+        )
         self.session.add(
             OutboxRow(event_id=event.id, event_type=event.type, envelope=event.model_dump(mode="json"))
         )

@@ -9,6 +9,7 @@ from shared.contracts.pg import OrderStatus
 from shared.events.consumer import Handler, Permanent
 from shared.events.envelope import Envelope, Event, OrderConfirmed, OrderPlaced, new_event
 from shared.events.publisher import EventPublisher
+from shared.observability.tracing import trace_headers
 from worker_service.jobs import confirm
 
 
@@ -28,7 +29,8 @@ def on_order_placed(pg: PgDataClient, mongo: MongoDataClient, publisher: EventPu
                 return
         # Publish before the consumer acks: a crash in between repeats this whole handler,
         # which is safe because every step above is idempotent.
-        confirmed = new_event(OrderConfirmed(order_id=order.id, user_id=order.user_id), trace=event.trace)
+        # The trace context of *this* hop, so the next consumer's spans are children of ours.
+        confirmed = new_event(OrderConfirmed(order_id=order.id, user_id=order.user_id), trace=trace_headers())
         await publisher.publish(confirmed, correlation_id=str(event.id))
 
     return handle

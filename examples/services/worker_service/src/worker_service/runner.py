@@ -7,11 +7,14 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from opentelemetry import trace
 from prometheus_client import Counter, Histogram
 
 log = logging.getLogger(__name__)
 RUNS = Counter("worker_job_runs", "Job runs by outcome", ["job", "outcome"])
 DURATION = Histogram("worker_job_seconds", "Job run time", ["job"], buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 30))
+
+TRACER = trace.get_tracer(__name__)
 
 type Job = Callable[[], Awaitable[object]]
 
@@ -24,7 +27,8 @@ async def run_periodically(name: str, job: Job, interval: float, stop: asyncio.E
     middle of a write. A failed run is logged and counted, and the next one runs on time.
     """
     while not stop.is_set():
-        with DURATION.labels(name).time():
+        # One trace per run: the run's calls to the data services are its children.
+        with DURATION.labels(name).time(), TRACER.start_as_current_span(f"job {name}"):
             try:
                 await job()
                 RUNS.labels(name, "ok").inc()

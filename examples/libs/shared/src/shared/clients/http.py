@@ -16,6 +16,7 @@ serves about five times the requests per second of httpx's default transport.
 from __future__ import annotations
 
 import json as jsonlib
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Self
@@ -24,7 +25,9 @@ import aiohttp
 from pydantic import SecretStr, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from shared.clients.errors import DependencyUnavailable, error_for
+from shared.clients.errors import DataServiceError, DependencyUnavailable, error_for
+from shared.observability.logs import REQUEST_ID
+from shared.observability.metrics import CLIENT_DURATION, CLIENT_REQUESTS, outcome_of
 from shared.problems import Problem
 
 type Params = Mapping[str, str | int]
@@ -106,10 +109,20 @@ class DataServiceClient:
             retry=retry_if_exception_type(DependencyUnavailable),
             reraise=True,
         )
-        async for attempt in retrying:
-            with attempt:
-                return await self._send(method, path, json=json, params=params, headers=headers)
-        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+        start, outcome = time.perf_counter(), "unavailable"
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    response = await self._send(method, path, json=json, params=params, headers=headers)
+            outcome = outcome_of(response.status)
+            return response
+        except DataServiceError as error:
+            if not isinstance(error, DependencyUnavailable):
+                outcome = outcome_of(error.problem.status)
+            raise
+        finally:
+            CLIENT_REQUESTS.labels(self.service, method, outcome).inc()
+            CLIENT_DURATION.labels(self.service, method).observe(time.perf_counter() - start)
 
     async def _send(
         self,
@@ -122,6 +135,8 @@ class DataServiceClient:
     ) -> Response:
         if self._session is None:
             raise RuntimeError(f"{self.service} client is not open: use 'async with'")
+        if (request_id := REQUEST_ID.get()) is not None:  # one id in the logs of every hop
+            headers = {**(headers or {}), "X-Request-ID": request_id}
         try:
             async with self._session.request(
                 method, self.base_url + path, json=json, params=params, headers=headers

@@ -25,11 +25,14 @@ from typing import Self
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
-from prometheus_client import Counter, Histogram
+from opentelemetry import context, trace
+from prometheus_client import Counter, Gauge, Histogram
 from redis.asyncio import Redis
 
 from shared.events.envelope import KNOWN, Envelope, Event, Rejected, decode
 from shared.events.topology import Queues, declare
+from shared.observability.logs import REQUEST_ID
+from shared.observability.tracing import context_from
 
 log = logging.getLogger(__name__)
 type Handler = Callable[[Envelope, Event], Awaitable[None]]
@@ -41,6 +44,8 @@ SECONDS = Histogram(
     ["consumer"],
     buckets=(0.005, 0.02, 0.1, 0.5, 2, 10),
 )
+# Lag is what waits in the queue; a growing parking lot is a bug waiting for a human.
+WAITING = Gauge("events_queue_messages", "Messages waiting, as of the consumer's last look", ["queue"])
 
 
 class Permanent(Exception):
@@ -62,6 +67,7 @@ class EventConsumer:
         retry_delay_ms: int = 1_000,
         remember_seconds: int = 7 * 24 * 3600,
         remember_prefix: str = "events:",
+        depth_interval: float = 15.0,
     ) -> None:
         self.url, self.name, self.routing_keys, self.handler, self.redis = (
             url,
@@ -72,6 +78,8 @@ class EventConsumer:
         )
         self.prefetch, self.max_attempts, self.retry_delay_ms = prefetch, max_attempts, retry_delay_ms
         self.remember_seconds, self.remember_prefix = remember_seconds, remember_prefix
+        self.depth_interval = depth_interval
+        self._depth: asyncio.Task[None] | None = None
         self._connection: AbstractRobustConnection | None = None
         self._queues: Queues | None = None
         self._tag: str | None = None
@@ -83,12 +91,15 @@ class EventConsumer:
         await channel.set_qos(prefetch_count=self.prefetch)
         self._queues = await declare(channel, self.name, self.routing_keys, self.retry_delay_ms)
         self._tag = await self._queues.main.consume(self._on_message)
+        self._depth = asyncio.create_task(self._watch_depth())
         return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
     ) -> None:
         """Stop taking messages, let the ones in hand finish, then close (the broker requeues the rest)."""
+        if self._depth is not None:
+            self._depth.cancel()
         if self._queues is not None and self._tag is not None:
             # If the channel is already gone, nothing more will arrive anyway.
             with contextlib.suppress(AMQPError, ChannelInvalidStateError):
@@ -102,6 +113,11 @@ class EventConsumer:
         task = asyncio.current_task()
         assert task is not None
         self._in_flight.add(task)
+        # aio-pika's instrumentation has started a consumer span from the message headers. Without it,
+        # attach them here. Either way a malformed traceparent starts a new trace and is logged.
+        carried = context_from(message.headers or {}, f"{self.name} message {message.message_id}")
+        attached = None if trace.get_current_span().get_span_context().is_valid else context.attach(carried)
+        request_id = REQUEST_ID.set(message.message_id)
         try:
             with SECONDS.labels(self.name).time():
                 await self._handle(message)
@@ -111,7 +127,22 @@ class EventConsumer:
             OUTCOMES.labels(self.name, "requeued").inc()
             await _settle(message.nack(requeue=True))
         finally:
+            REQUEST_ID.reset(request_id)
+            if attached is not None:
+                context.detach(attached)
             self._in_flight.discard(task)
+
+    async def _watch_depth(self) -> None:
+        """Export how many messages wait in the main queue and the parking lot."""
+        assert self._queues is not None
+        while True:
+            for queue in (self._queues.main, self._queues.parking):
+                try:
+                    declared = await queue.declare()  # same arguments: a no-op that reports the count
+                    WAITING.labels(queue.name).set(declared.message_count or 0)
+                except (AMQPError, ChannelInvalidStateError) as error:
+                    log.warning("%s: could not read the depth of %s: %s", self.name, queue.name, error)
+            await asyncio.sleep(self.depth_interval)
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         try:

@@ -1,0 +1,106 @@
+"""The Compose file and the Dockerfiles, checked without a Docker engine (none runs on this machine).
+
+What ``docker compose config`` would catch is caught by the Compose specification's own JSON schema;
+what it would not (a misspelt setting, a wrong port, a missing file) by reading the services' code.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+import yaml
+from pydantic_settings import BaseSettings
+
+from api_service.settings import Settings as ApiSettings
+from bot_service.settings import Settings as BotSettings
+from mongo_data_service.settings import Settings as MongoSettings
+from pg_data_service.settings import Settings as PgSettings
+from tests.deploy.conftest import DEPLOY
+from worker_service.settings import Settings as WorkerSettings
+
+ROOT = DEPLOY.parents[1]
+COMPOSE: dict[str, Any] = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+SETTINGS: dict[str, type[BaseSettings]] = {
+    "pg_data_service": PgSettings,
+    "mongo_data_service": MongoSettings,
+    "api_service": ApiSettings,
+    "worker_service": WorkerSettings,
+    "bot_service": BotSettings,
+}
+
+
+def test_the_file_follows_the_compose_specification() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--builtin-schema",
+            "vendor.compose-spec",
+            str(DEPLOY / "compose.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("service", SETTINGS)
+def test_every_variable_set_for_a_service_is_one_of_its_settings(service: str) -> None:
+    accepted = {name.upper() for name in SETTINGS[service].model_fields}
+    assert set(COMPOSE["services"][service]["environment"]) <= accepted
+
+
+@pytest.mark.parametrize("service", SETTINGS)
+def test_each_service_image_installs_only_its_own_package_and_runs_it(service: str) -> None:
+    build = COMPOSE["services"][service]["build"]
+    dockerfile = (DEPLOY / build["context"] / build["dockerfile"]).resolve()
+    assert dockerfile == ROOT / "examples" / "services" / service / "Dockerfile"
+    text = dockerfile.read_text()
+    assert f"--package {service}\n" in text
+    assert f'CMD ["python", "-m", "{service}"]' in text
+    assert f"EXPOSE {COMPOSE['services'][service]['environment']['PORT']}" in text
+    for source in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.MULTILINE):
+        for path in source.split():
+            assert (ROOT / path).exists(), path
+    # the lock file holds everything the image's `uv sync --locked --package` needs
+    exported = subprocess.run(
+        ["uv", "export", "--locked", "--no-dev", "--package", service, "--no-hashes"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert ("sqlalchemy==" in exported.stdout) == (service == "pg_data_service")
+
+
+def test_prometheus_scrapes_each_service_where_compose_runs_it() -> None:
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    for job in config["scrape_configs"]:
+        [target] = job["static_configs"][0]["targets"]
+        host, port = target.split(":")
+        assert host in COMPOSE["services"]
+        if host in SETTINGS:
+            assert COMPOSE["services"][host]["environment"]["PORT"] == port
+
+
+def test_every_file_mounted_from_here_exists() -> None:
+    for service in COMPOSE["services"].values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (DEPLOY / source).exists(), source
+
+
+def test_traces_go_to_jaegers_otlp_http_port() -> None:
+    for service in SETTINGS:
+        assert (
+            COMPOSE["services"][service]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
+        )
+    assert COMPOSE["services"]["jaeger"]["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"
