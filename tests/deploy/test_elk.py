@@ -19,7 +19,7 @@ import pytest
 import yaml
 from opentelemetry.sdk.trace import TracerProvider
 
-from shared.observability.logs import REQUEST_ID, configure_logging
+from shared.observability.logs import REQUEST_ID
 from tests.deploy.conftest import DEPLOY
 
 ELK = DEPLOY / "elk"
@@ -29,12 +29,8 @@ FILEBEAT = yaml.safe_load((ELK / "filebeat.yml").read_text())
 
 
 @pytest.fixture
-def real_lines() -> list[dict[str, Any]]:
+def real_lines(ecs_log_lines: io.StringIO) -> list[dict[str, Any]]:
     """Log lines as a service writes them: in a span, with a request id, and with a traceback."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    stream = io.StringIO()
-    configure_logging("pg_data_service", "1.0.0", "production", stream=stream)
     tracer = TracerProvider().get_tracer("test")
     token = REQUEST_ID.set("0af7651916cd43dd8448eb211c80319c")
     try:
@@ -46,8 +42,7 @@ def real_lines() -> list[dict[str, Any]]:
                 logging.getLogger("pg_data_service.outbox").exception("outbox relay round failed")
     finally:
         REQUEST_ID.reset(token)
-        root.handlers, root.level = handlers, level
-    return [json.loads(line) for line in stream.getvalue().splitlines()]
+    return [json.loads(line) for line in ecs_log_lines.getvalue().splitlines()]
 
 
 def leaves(document: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:

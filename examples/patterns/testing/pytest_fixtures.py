@@ -10,6 +10,8 @@ Load it from a ``conftest.py``: ``pytest_plugins = ["patterns.testing.pytest_fix
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, ExitStack
@@ -31,6 +33,7 @@ from patterns.testing.service_resolution import (
     resolve,
 )
 from patterns.testing.spans import SpanRecorder, span_recorder
+from shared.observability.logs import configure_logging
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES", "") not in {"", "0", "false", "no"}
 _found: dict[str, Found] = {}
@@ -134,6 +137,18 @@ def spans() -> Iterator[SpanRecorder]:
     recorder.clear()
     yield recorder
     recorder.clear()
+
+
+@pytest.fixture
+def ecs_log_lines() -> Iterator[io.StringIO]:
+    """Every log record of this test as the services write it (ECS JSON lines), into a buffer;
+    the root logger's handlers (pytest's capture among them) are given back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    stream = io.StringIO()
+    configure_logging("test_service", "1.2.3", "test", "info", stream=stream)
+    yield stream
+    root.handlers, root.level = handlers, level
 
 
 def pytest_report_header(config: pytest.Config) -> str:

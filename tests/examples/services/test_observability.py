@@ -6,7 +6,6 @@ import asyncio
 import io
 import json
 import logging
-from collections.abc import Iterator
 from decimal import Decimal
 
 import aio_pika
@@ -29,7 +28,7 @@ from shared.events.consumer import EventConsumer
 from shared.events.envelope import Envelope, Event, OrderPlaced, new_event
 from shared.events.publisher import to_message
 from shared.events.topology import EVENTS, declare_all
-from shared.observability.logs import REQUEST_ID, configure_logging, redact
+from shared.observability.logs import REQUEST_ID, redact
 from shared.observability.setup import observe_app
 from shared.observability.tracing import trace_headers
 from tests.examples.services.conftest import TOKENS
@@ -56,17 +55,6 @@ def small_app() -> FastAPI:
         raise RuntimeError("a bug")
 
     return app
-
-
-@pytest.fixture
-def log_lines() -> Iterator[io.StringIO]:
-    """Configure ECS logging into a buffer for this test, then give the root logger back."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    stream = io.StringIO()
-    configure_logging("test_service", "1.2.3", "test", "info", stream=stream)
-    yield stream
-    root.handlers, root.level = handlers, level
 
 
 def parsed(stream: io.StringIO) -> list[dict[str, object]]:
@@ -99,12 +87,12 @@ async def test_red_metrics_count_route_templates_never_raw_paths() -> None:
 
 
 async def test_logs_are_ecs_json_joined_to_the_trace_and_the_request(
-    spans: SpanRecorder, log_lines: io.StringIO
+    spans: SpanRecorder, ecs_log_lines: io.StringIO
 ) -> None:
     async with in_process(small_app()) as client:
         answer = await client.get("/items/7", headers={"X-Request-ID": "req-42"})
     assert answer.headers["X-Request-ID"] == "req-42"
-    [line] = [entry for entry in parsed(log_lines) if entry["message"] == "item 7 asked for"]
+    [line] = [entry for entry in parsed(ecs_log_lines) if entry["message"] == "item 7 asked for"]
     [server] = [s for s in spans.finished() if s.name == "GET /items/{item_id}" and s.kind == SpanKind.SERVER]
     assert line["trace"] == {"id": format(server.context.trace_id, "032x")}
     assert line["http"] == {"request": {"id": "req-42"}}
@@ -115,7 +103,7 @@ async def test_logs_are_ecs_json_joined_to_the_trace_and_the_request(
     assert str(line["@timestamp"]).endswith("Z")
 
 
-async def test_a_request_without_an_id_gets_one_and_a_bad_id_is_replaced(log_lines: io.StringIO) -> None:
+async def test_a_request_without_an_id_gets_one_and_a_bad_id_is_replaced(ecs_log_lines: io.StringIO) -> None:
     async with in_process(small_app()) as client:
         made = (await client.get("/items/1")).headers["X-Request-ID"]
         replaced = (await client.get("/items/1", headers={"X-Request-ID": "a b\tc" * 50})).headers
@@ -124,7 +112,7 @@ async def test_a_request_without_an_id_gets_one_and_a_bad_id_is_replaced(log_lin
     assert len(replaced["X-Request-ID"]) == 32
 
 
-def test_tokens_are_redacted_in_messages_arguments_and_tracebacks(log_lines: io.StringIO) -> None:
+def test_tokens_are_redacted_in_messages_arguments_and_tracebacks(ecs_log_lines: io.StringIO) -> None:
     log = logging.getLogger("leaky")
     log.info("calling https://api.telegram.org/bot%s/getUpdates", BOT_TOKEN)
     log.warning("sent Authorization: Bearer s3cr3t-T0ken.value")
@@ -134,7 +122,7 @@ def test_tokens_are_redacted_in_messages_arguments_and_tracebacks(log_lines: io.
         raise ConnectionError(f"https://api.telegram.org/bot{BOT_TOKEN}/sendMessage refused")
     except ConnectionError:
         log.exception("send failed")
-    written = log_lines.getvalue()
+    written = ecs_log_lines.getvalue()
     for secret in (BOT_TOKEN, "s3cr3t-T0ken", "hunter2", "pa55", "abc123", "letmein"):
         assert secret not in written
     assert written.count("[REDACTED]") >= 7

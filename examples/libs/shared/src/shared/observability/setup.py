@@ -63,7 +63,8 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
-        context_from(headers, f"{scope['method']} {scope['path'][:100]}")  # logs a malformed traceparent
+        if "traceparent" in headers:  # the instrumentation used it; look again only to log a malformed one
+            context_from(headers, f"{scope['method']} {scope['path'][:100]}")
         given = headers.get("x-request-id", "")
         request_id = given if REQUEST_ID_PATTERN.fullmatch(given) else uuid.uuid4().hex
 
