@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -98,6 +100,27 @@ async def test_retries_stop_after_the_last_attempt(flaky: tuple[Flaky, DataServi
     with pytest.raises(DependencyUnavailable):
         await client.request("GET", "/thing")
     assert service.calls == 3
+
+
+async def test_a_hanging_service_costs_one_deadline_not_one_per_attempt() -> None:
+    calls = 0
+    app = FastAPI()
+
+    @app.get("/slow")
+    async def slow() -> dict[str, bool]:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(4)  # well past the deadline; short, so the server stops soon
+        return {"ok": True}
+
+    async with serving(app) as url, DataServiceClient("slow", url, TOKEN, timeout=1) as client:
+        started = time.monotonic()
+        with pytest.raises(DependencyUnavailable) as raised:
+            await client.request("GET", "/slow")
+        waited = time.monotonic() - started
+    assert raised.value.problem.status == 503
+    assert calls == 1  # the first attempt used the whole deadline: no second one
+    assert waited < 2.5, f"waited {waited:.1f} s; three 1 s attempts would be 3 s or more"
 
 
 async def test_a_client_error_is_not_retried(flaky: tuple[Flaky, DataServiceClient]) -> None:

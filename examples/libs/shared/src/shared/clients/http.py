@@ -3,7 +3,9 @@
 Three rules, each learned from an outage:
 
 1. **Every call has a deadline.** A data service that hangs must cost a caller at most
-   ``timeout`` seconds, then a :class:`DependencyUnavailable`, never a stuck request.
+   ``timeout`` seconds, retries included, then a :class:`DependencyUnavailable`, never a
+   stuck request. (A per-attempt timeout is not enough: three attempts of 2 s each kept a
+   caller waiting over 6 s while a data service was paused, longer than its own clients wait.)
 2. **Only idempotent calls are retried**: reads, ``If-Match`` updates, and creates that
    carry an ``Idempotency-Key``. Retrying a plain POST after a timeout can create twice.
 3. **Retries back off exponentially with full jitter**, so a recovering service is not
@@ -23,7 +25,13 @@ from typing import Any, Self
 
 import aiohttp
 from pydantic import SecretStr, ValidationError
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_random_exponential,
+)
 
 from shared.clients.errors import DataServiceError, DependencyUnavailable, error_for
 from shared.observability.logs import REQUEST_ID
@@ -63,6 +71,7 @@ class DataServiceClient:
         self.service = service
         self.base_url = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
+        self._deadline, self._connect_timeout = timeout, connect_timeout
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
         self._attempts = attempts
         self._pool_size = pool_size
@@ -104,16 +113,23 @@ class DataServiceClient:
             idempotent = method in {"GET", "HEAD", "PUT", "DELETE"} or "If-Match" in (headers or {})
             idempotent = idempotent or "Idempotency-Key" in (headers or {})
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._attempts if idempotent else 1),
+            # No attempt starts (or waits) past the deadline; each gets only the time left.
+            stop=stop_after_attempt(self._attempts if idempotent else 1) | stop_before_delay(self._deadline),
             wait=wait_random_exponential(multiplier=0.05, max=1.0),
             retry=retry_if_exception_type(DependencyUnavailable),
             reraise=True,
         )
         start, outcome = time.perf_counter(), "unavailable"
+        deadline = start + self._deadline
         try:
             async for attempt in retrying:
                 with attempt:
-                    response = await self._send(method, path, json=json, params=params, headers=headers)
+                    left = aiohttp.ClientTimeout(
+                        total=max(deadline - time.perf_counter(), 0.001), sock_connect=self._connect_timeout
+                    )
+                    response = await self._send(
+                        method, path, json=json, params=params, headers=headers, timeout=left
+                    )
             outcome = outcome_of(response.status)
             return response
         except DataServiceError as error:
@@ -132,6 +148,7 @@ class DataServiceClient:
         json: Any,
         params: Params | None,
         headers: Mapping[str, str] | None,
+        timeout: aiohttp.ClientTimeout,
     ) -> Response:
         if self._session is None:
             raise RuntimeError(f"{self.service} client is not open: use 'async with'")
@@ -139,7 +156,7 @@ class DataServiceClient:
             headers = {**(headers or {}), "X-Request-ID": request_id}
         try:
             async with self._session.request(
-                method, self.base_url + path, json=json, params=params, headers=headers
+                method, self.base_url + path, json=json, params=params, headers=headers, timeout=timeout
             ) as answer:
                 body = _decode(await answer.read())
                 if answer.status >= 400:
