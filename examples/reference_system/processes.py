@@ -16,10 +16,11 @@ import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
-from patterns.testing.service_resolution import port_is_open
+from patterns.testing.fake_telegram import FakeTelegram, fake_telegram
+from patterns.testing.service_resolution import port_is_open, start_nx_27017
 
 TOKEN_CALLERS = ("api", "bot", "worker")
 
@@ -39,6 +40,7 @@ class SystemConfig:
     mongodb_url: str = "mongodb://127.0.0.1:27017/"
     mongodb_database: str = "hybrid"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    cache_prefix: str = "api:"  # the API's Redis keys; a test gives each run its own
     rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     telegram_api_url: str | None = None  # None: the bot is not started
     bot_token: str = "123456:LOCAL-development-token"  # noqa: S105 - only valid for the local fake Telegram
@@ -85,7 +87,13 @@ def plan(config: SystemConfig) -> list[tuple[str, dict[str, str], str]]:
         ),
         (
             "api_service",
-            {"PORT": str(p.api), "REDIS_URL": config.redis_url, "SERVICE_TOKEN": tokens["api"], **data},
+            {
+                "PORT": str(p.api),
+                "REDIS_URL": config.redis_url,
+                "CACHE_PREFIX": config.cache_prefix,
+                "SERVICE_TOKEN": tokens["api"],
+                **data,
+            },
         ),
         (
             "worker_service",
@@ -165,3 +173,36 @@ async def running_system(config: SystemConfig) -> AsyncIterator[dict[str, Runnin
             await wait_ready(running)
         yield started
         # --8<-- [end:run]
+
+
+@asynccontextmanager
+async def local_config(
+    environ: Mapping[str, str] = os.environ,
+) -> AsyncIterator[tuple[SystemConfig, FakeTelegram | None]]:
+    """The config for this machine: URLs from ``environ`` or the local defaults.
+
+    Without ``MONGODB_URL`` and no MongoDB on 127.0.0.1:27017, the nx-27017 stand-in is
+    started; without ``TELEGRAM_API_URL``, a local fake Bot API (yielded, so a caller can
+    play a user). Both stop on exit.
+    """
+    with ExitStack() as servers:
+        mongodb_url = environ.get("MONGODB_URL") or SystemConfig.mongodb_url
+        if "MONGODB_URL" not in environ and not port_is_open(mongodb_url):
+            mongodb_url = start_nx_27017(servers)
+            print(f"MongoDB: nx-27017 stand-in at {mongodb_url}")
+        async with AsyncExitStack() as stack:
+            telegram, telegram_url = None, environ.get("TELEGRAM_API_URL")
+            if not telegram_url:
+                telegram, telegram_url = await stack.enter_async_context(fake_telegram())
+                print(f"Telegram: local fake Bot API at {telegram_url}")
+            yield (
+                SystemConfig(
+                    database_url=environ.get("DATABASE_URL", SystemConfig.database_url),
+                    mongodb_url=mongodb_url,
+                    redis_url=environ.get("REDIS_URL", SystemConfig.redis_url),
+                    rabbitmq_url=environ.get("RABBITMQ_URL", SystemConfig.rabbitmq_url),
+                    telegram_api_url=telegram_url,
+                    bot_token=environ.get("BOT_TOKEN", SystemConfig.bot_token),
+                ),
+                telegram,
+            )

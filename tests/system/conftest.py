@@ -86,6 +86,7 @@ async def system(
             mongodb_url=mongo_target.url,
             mongodb_database=mongo_target.database,
             redis_url=redis_target.url,
+            cache_prefix=redis_target.prefix,
             rabbitmq_url=rabbitmq_url,
             telegram_api_url=telegram_url,
             ports=ports,

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
-from patterns.testing.service_resolution import free_port
-from tests.deploy.conftest import DEPLOY, tool
+from reference_system.prometheus import running_prometheus
+from tests.deploy.conftest import tool
 from tests.deploy.test_grafana import queries
 from tests.system.conftest import System
 
@@ -70,47 +68,14 @@ async def _all(check: Callable[[], Awaitable[set[str]]], expected: set[str]) -> 
     return found if found >= expected else None
 
 
-@asynccontextmanager
-async def prometheus(system: System, directory: Path) -> AsyncIterator[str]:
-    """A real Prometheus with the deployed rules, scraping the five processes every second."""
-    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
-    ports = {
-        "api_service": system.ports.api,
-        "pg_data_service": system.ports.pg,
-        "mongo_data_service": system.ports.mongo,
-        "worker_service": system.ports.worker,
-        "bot_service": system.ports.bot,
-    }
-    config["global"].update(scrape_interval="1s", evaluation_interval="1s")
-    config["rule_files"] = [str(DEPLOY / "prometheus" / path) for path in config["rule_files"]]
-    # The same jobs, on loopback ports. The rabbitmq job needs the broker's prometheus plugin,
-    # which the machine's RabbitMQ does not run: it is left out here.
-    config["scrape_configs"] = [
-        job | {"static_configs": [{"targets": [f"127.0.0.1:{ports[job['job_name']]}"]}]}
-        for job in config["scrape_configs"]
-        if job["job_name"] in ports
-    ]
-    (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        tool("prometheus", "prometheus"),
-        f"--config.file={directory / 'prometheus.yml'}",
-        f"--storage.tsdb.path={directory / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), timeout=20)
-
-
 async def test_a_real_prometheus_scrapes_every_service_and_sees_the_flow(
     system: System, tmp_path: Path
 ) -> None:
-    async with prometheus(system, tmp_path) as url, httpx.AsyncClient(base_url=url, timeout=10) as prom:
+    tool("prometheus", "prometheus")  # skips (or fails under REQUIRE_SERVICES=1) with the apt command
+    async with (
+        running_prometheus(system.ports, tmp_path) as url,
+        httpx.AsyncClient(base_url=url, timeout=10) as prom,
+    ):
 
         async def query(expr: str) -> list[dict[str, Any]]:
             answer = (await prom.get("/api/v1/query", params={"query": expr})).json()

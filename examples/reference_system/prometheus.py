@@ -1,0 +1,68 @@
+"""A real Prometheus with the deployed config and rules, scraping the locally running system.
+
+The Compose file's scrape config names containers (``api_service:8000``); here the same
+jobs point at loopback ports, every second, so a short run has enough samples. The
+``rabbitmq`` job needs the broker's ``rabbitmq_prometheus`` plugin, which a local RabbitMQ
+may not run: it is left out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from patterns.testing.service_resolution import free_port
+from reference_system.processes import Ports
+
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "prometheus"
+JOBS = {
+    "api": "api_service",
+    "pg": "pg_data_service",
+    "mongo": "mongo_data_service",
+    "worker": "worker_service",
+    "bot": "bot_service",
+}
+
+
+def local_config(ports: Ports, interval: str = "1s") -> dict[str, Any]:
+    """The deployed ``prometheus.yml``, its targets moved to ``ports`` on 127.0.0.1."""
+    config: dict[str, Any] = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    targets = {JOBS[name]: f"127.0.0.1:{port}" for name, port in asdict(ports).items()}
+    config["global"].update(scrape_interval=interval, evaluation_interval=interval)
+    config["rule_files"] = [str(DEPLOY / path) for path in config["rule_files"]]
+    config["scrape_configs"] = [
+        job | {"static_configs": [{"targets": [targets[job["job_name"]]]}]}
+        for job in config["scrape_configs"]
+        if job["job_name"] in targets
+    ]
+    return config
+
+
+@asynccontextmanager
+async def running_prometheus(ports: Ports, directory: Path, interval: str = "1s") -> AsyncIterator[str]:
+    """Start ``prometheus`` (Debian: ``apt-get install prometheus``); yield its base URL."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        raise RuntimeError("prometheus is not installed (Debian: apt-get install prometheus)")
+    (directory / "prometheus.yml").write_text(yaml.safe_dump(local_config(ports, interval)))
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        binary,
+        f"--config.file={directory / 'prometheus.yml'}",
+        f"--storage.tsdb.path={directory / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), timeout=20)
