@@ -1,17 +1,12 @@
 """``uv run python -m mongo_data_service``: serve on $HOST:$PORT (default 127.0.0.1:8002)."""
 
-import uvicorn
-
 from mongo_data_service.app import create_app
 from mongo_data_service.settings import Settings
 from shared.observability.setup import observe_process
+from shared.serve import serve
 from shared.settings import load_settings
 
 settings = load_settings(Settings, "mongo_data_service")
 # Before the app is built: its clients are instrumented as they are created.
 provider = observe_process("mongo_data_service", settings)
-# log_config=None: uvicorn's records go through our ECS handler. No access log: the RED metrics
-# count every request and the traces time them; a line per request is the biggest log cost.
-app = create_app(settings)
-uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
-provider.shutdown()  # flush the spans still in the batch
+serve(create_app(settings), settings, provider)

@@ -49,7 +49,9 @@ def observe_app(app: FastAPI) -> None:
     app.add_middleware(RequestContext)
     app.add_middleware(RedMetrics)
     app.include_router(metrics_router())
-    FastAPIInstrumentor.instrument_app(app, excluded_urls=NOT_TRACED)
+    # One span per request: the per-message "http send"/"http receive" spans add nothing a reader of a
+    # trace needs and cost CPU (benchmarks/observability_overhead.py measures it).
+    FastAPIInstrumentor.instrument_app(app, excluded_urls=NOT_TRACED, exclude_spans=["receive", "send"])
 
 
 class RequestContext:
