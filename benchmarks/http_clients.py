@@ -97,19 +97,22 @@ SERVERS = {
 }
 
 
-def start_service(kind: str, database_url: str, port: int) -> subprocess.Popen[bytes]:
+def start_service(
+    kind: str, database_url: str, port: int, settings: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     env = os.environ | {
         "DATABASE_URL": database_url,
         "SERVICE_TOKENS": f"api={TOKEN}",
         "PORT": str(port),
         "LOG_LEVEL": "warning",
+        **(settings or {}),
     }
     arguments = SERVERS[kind] + (["--port", str(port)] if kind != "pg_data_service" else [])
     service = subprocess.Popen([sys.executable, *arguments], env=env)
     deadline = time.monotonic() + 30
     while not port_is_open(f"http://127.0.0.1:{port}"):
         if service.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("pg_data_service did not start")
+            raise RuntimeError(f"{kind} did not start")
         time.sleep(0.1)
     return service
 

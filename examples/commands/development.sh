@@ -70,6 +70,14 @@ uv run python benchmarks/isolation_cost.py
 uv run python benchmarks/event_publishing.py
 # --8<-- [end:bench-events]
 
+# --8<-- [start:bench-observability]
+uv run python benchmarks/observability_overhead.py
+# --8<-- [end:bench-observability]
+
+# --8<-- [start:bench-dashboards]
+uv run python benchmarks/dashboards.py
+# --8<-- [end:bench-dashboards]
+
 # --8<-- [start:guard]
 uv run python -m docs_tooling.snippet_guard
 # --8<-- [end:guard]

@@ -9,6 +9,7 @@ never rewrites the working tree.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from docs_tooling.snippet_guard import read_section, sections_in
+from patterns.testing.pytest_fixtures import skip_or_fail
 from patterns.testing.service_resolution import free_port, port_is_open
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -227,6 +229,27 @@ def exercise_bench_events(tmp_path: Path) -> None:
     assert (tmp_path / "docs" / "assets" / "benchmarks" / "event_publishing.png").stat().st_size > 10_000
 
 
+def exercise_bench_observability(tmp_path: Path) -> None:
+    output = ok(run(f"BENCH_SCALE=0.01 BENCH_OUTPUT_DIR={tmp_path} {command('bench-observability')}"))
+    assert "| observed, all traced |" in output
+    measured = json.loads((tmp_path / "benchmarks" / "results" / "observability_overhead.json").read_text())
+    assert measured["results"]["bare"]["otlp_batches"] == 0
+    assert measured["results"]["observed, all traced"]["otlp_batches"] > 0  # spans really left the service
+    plot = tmp_path / "docs" / "assets" / "benchmarks" / "observability_overhead.png"
+    assert plot.stat().st_size > 10_000
+
+
+def exercise_bench_dashboards(tmp_path: Path) -> None:
+    if shutil.which("prometheus") is None:
+        skip_or_fail("prometheus is not installed (Debian: apt-get install prometheus)")
+    output = ok(run(f"BENCH_SCALE=0.05 BENCH_OUTPUT_DIR={tmp_path} {command('bench-dashboards')}"))
+    assert "| POST /orders → 201 |" in output
+    pictures = sorted((tmp_path / "docs" / "assets" / "dashboards").glob("*.png"))
+    boards = sorted((ROOT / "examples" / "deploy" / "grafana" / "dashboards").glob("*.json"))
+    assert [p.stem for p in pictures] == [json.loads(b.read_text())["uid"] for b in boards]
+    assert all(p.stat().st_size > 20_000 for p in pictures)
+
+
 def exercise_ci(tmp_path: Path) -> None:
     assert command("ci") == "bash .ci/run"
     ok(run("bash -n .ci/run"))
@@ -258,6 +281,8 @@ EXERCISES: dict[str, Callable[[Path], None]] = {
     "bench-http": exercise_bench_http,
     "bench-isolation": exercise_bench_isolation,
     "bench-events": exercise_bench_events,
+    "bench-observability": exercise_bench_observability,
+    "bench-dashboards": exercise_bench_dashboards,
 }
 
 

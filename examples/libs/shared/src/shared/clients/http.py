@@ -4,8 +4,8 @@ Three rules, each learned from an outage:
 
 1. **Every call has a deadline.** A data service that hangs must cost a caller at most
    ``timeout`` seconds, retries included, then a :class:`DependencyUnavailable`, never a
-   stuck request. (A per-attempt timeout is not enough: three attempts of 2 s each kept a
-   caller waiting over 6 s while a data service was paused, longer than its own clients wait.)
+   stuck request. (A per-attempt timeout is not enough: three attempts of 2 s each could keep
+   a caller over 6 s while a data service was paused, longer than its own clients wait.)
 2. **Only idempotent calls are retried**: reads, ``If-Match`` updates, and creates that
    carry an ``Idempotency-Key``. Retrying a plain POST after a timeout can create twice.
 3. **Retries back off exponentially with full jitter**, so a recovering service is not
