@@ -31,7 +31,7 @@ JOBS = {
 }
 
 
-def local_config(ports: Ports, interval: str = "1s") -> dict[str, Any]:
+def loopback_config(ports: Ports, interval: str = "1s") -> dict[str, Any]:
     """The deployed ``prometheus.yml``, its targets moved to ``ports`` on 127.0.0.1."""
     config: dict[str, Any] = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
     targets = {JOBS[name]: f"127.0.0.1:{port}" for name, port in asdict(ports).items()}
@@ -51,7 +51,7 @@ async def running_prometheus(ports: Ports, directory: Path, interval: str = "1s"
     binary = shutil.which("prometheus")
     if binary is None:
         raise RuntimeError("prometheus is not installed (Debian: apt-get install prometheus)")
-    (directory / "prometheus.yml").write_text(yaml.safe_dump(local_config(ports, interval)))
+    (directory / "prometheus.yml").write_text(yaml.safe_dump(loopback_config(ports, interval)))
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         binary,

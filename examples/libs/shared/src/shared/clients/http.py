@@ -71,7 +71,7 @@ class DataServiceClient:
         self.service = service
         self.base_url = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
-        self._deadline, self._connect_timeout = timeout, connect_timeout
+        self._deadline = timeout  # for the whole call, retries included
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
         self._attempts = attempts
         self._pool_size = pool_size
@@ -124,11 +124,10 @@ class DataServiceClient:
         try:
             async for attempt in retrying:
                 with attempt:
-                    left = aiohttp.ClientTimeout(
-                        total=max(deadline - time.perf_counter(), 0.001), sock_connect=self._connect_timeout
-                    )
+                    left = max(deadline - time.perf_counter(), 0.001)
+                    timeout = aiohttp.ClientTimeout(total=left, sock_connect=self._timeout.sock_connect)
                     response = await self._send(
-                        method, path, json=json, params=params, headers=headers, timeout=left
+                        method, path, json=json, params=params, headers=headers, timeout=timeout
                     )
             outcome = outcome_of(response.status)
             return response
