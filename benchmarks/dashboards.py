@@ -21,7 +21,6 @@ import itertools
 import json
 import math
 import os
-import platform
 import random
 import re
 import signal
@@ -36,6 +35,7 @@ from typing import Any
 
 import httpx
 import matplotlib
+from publishing import OUTPUT, save, stamp
 
 from patterns.testing.fake_telegram import FakeTelegram
 from patterns.testing.isolation import mongo_database, postgres_database, rabbitmq_vhost, redis_namespace
@@ -55,8 +55,9 @@ SCALE = float(os.environ.get("BENCH_SCALE", "1"))
 DURATION = max(180 * SCALE, 12.0)  # seconds of load
 STEP = 2  # seconds between points, as a Grafana panel about 900 px wide would ask for 3 minutes
 RATE_WINDOW = "10s"  # stands in for Grafana's $__rate_interval (4 x the 1 s scrape, rounded up)
-OUTPUT = Path(os.environ.get("BENCH_OUTPUT_DIR", Path(__file__).resolve().parents[1]))
-DASHBOARDS = Path(__file__).resolve().parents[1] / "examples" / "deploy" / "grafana" / "dashboards"
+ROOT = Path(__file__).resolve().parents[1]
+DASHBOARDS = ROOT / "examples" / "deploy" / "grafana" / "dashboards"
+SETTLE = 5  # seconds after the load for the last scrapes and rule evaluations
 THEME = {"page": "#111217", "panel": "#181b1f", "text": "#ccccdc", "grid": "#2c3235", "band": "#f2495c"}
 UNIT_W, UNIT_H = 0.68, 0.4  # inches per grid column and per grid row
 LEGEND_MAX, LEGEND_COLUMNS = 12, 3
@@ -370,26 +371,27 @@ async def run(machine: str, date: str) -> dict[str, Any]:
         sent = await drive(
             f"http://127.0.0.1:{ports.api}", telegram, system["mongo_data_service"].process.pid, incident
         )
-        await asyncio.sleep(5)  # the last scrapes and rule evaluations
+        await asyncio.sleep(SETTLE)
         ended = time.time()
         version = (await prom.get("/api/v1/status/buildinfo")).json()["data"]["version"]
-        caption = [
-            "Not a Grafana screenshot: drawn by benchmarks/dashboards.py from examples/deploy/grafana/"
-            f"dashboards/{{uid}}.json, with data from a real Prometheus {version} scraping the services.",
-            f"{date} · {machine} · {ended - started - 5:.0f} s of load · "
+        this_run = (
+            f"{date} · {machine} · {ended - started - SETTLE:.0f} s of load · "
             f"$__rate_interval = {RATE_WINDOW} · red band: mongo_data_service paused (SIGSTOP) "
-            f"for {incident.end - incident.start:.0f} s",
-        ]
+            f"for {incident.end - incident.start:.0f} s"
+        )
         pictures = []
         for path in sorted(DASHBOARDS.glob("*.json")):
             board = json.loads(path.read_text())
+            source = (
+                f"Not a Grafana screenshot: drawn by benchmarks/dashboards.py from {path.relative_to(ROOT)},"
+                f" with data from a real Prometheus {version} scraping the services."
+            )
             picture = OUTPUT / "docs" / "assets" / "dashboards" / f"{board['uid']}.png"
-            lines = [caption[0].replace("{uid}", board["uid"]), caption[1]]
-            await render(prom, board, (started, ended), incident, lines, picture)
+            await render(prom, board, (started, ended), incident, [source, this_run], picture)
             pictures.append(str(picture.relative_to(OUTPUT)))
     return {
         "prometheus": version,
-        "load_seconds": round(ended - started - 5),
+        "load_seconds": round(ended - started - SETTLE),
         "responses": dict(sorted(sent.items())),
         "incident": {
             "paused": "mongo_data_service",
@@ -414,8 +416,7 @@ async def all_targets_up(prom: httpx.AsyncClient, timeout: float = 30) -> None:
 
 
 def main() -> None:
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    date = f"{datetime.now(UTC):%Y-%m-%d}"
+    date, machine = stamp()
     results = asyncio.run(run(machine, date))
     print(f"{date} · {machine}\n")
     print("| request → answer | count |\n|---|---|")
@@ -423,11 +424,7 @@ def main() -> None:
         print(f"| {answer} | {count} |")
     for picture in results["pictures"]:
         print(picture)
-    out = OUTPUT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "dashboards.json").write_text(
-        json.dumps({"date": date, "machine": machine, "results": results}, indent=2) + "\n"
-    )
+    save("dashboards", date, machine, results)
 
 
 if __name__ == "__main__":

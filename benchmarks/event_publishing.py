@@ -12,19 +12,16 @@ and a plot to ``docs/assets/benchmarks/event_publishing.png``.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import platform
 import statistics
 import time
-from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import aio_pika
 import matplotlib
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
+from publishing import OUTPUT, save, stamp
 
 from patterns.testing.isolation import rabbitmq_vhost
 from shared.events.envelope import OrderPlaced, new_event
@@ -38,7 +35,6 @@ SCALE = float(os.environ.get("BENCH_SCALE", "1"))
 EVENTS = max(int(5_000 * SCALE), 10)
 LATENCY_EVENTS = max(int(2_000 * SCALE), 10)
 WINDOW = 100
-OUTPUT = Path(os.environ.get("BENCH_OUTPUT_DIR", Path(__file__).resolve().parents[1]))
 
 
 def event(n: int) -> aio_pika.Message:
@@ -117,10 +113,7 @@ async def run(server_url: str) -> dict[str, Any]:
 
 def main() -> None:
     results = asyncio.run(run(os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")))
-    machine = (
-        f"{platform.node()}, {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    )
-    date = f"{datetime.now(UTC):%Y-%m-%d}"
+    date, machine = stamp()
     print(f"{date} · {machine}\n")
     print("| measure | value |\n|---|---|")
     print(
@@ -131,11 +124,7 @@ def main() -> None:
     )
     print(f"| publish → consume latency p50 | {results['latency_p50_ms']:.2f} ms |")
     print(f"| publish → consume latency p99 | {results['latency_p99_ms']:.2f} ms |")
-    out = OUTPUT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "event_publishing.json").write_text(
-        json.dumps({"date": date, "machine": machine, "results": results}, indent=2) + "\n"
-    )
+    save("event_publishing", date, machine, results)
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 3.2), constrained_layout=True)
     bars = left.barh(
         ["one at a time", f"{WINDOW} in flight"],

@@ -17,15 +17,12 @@ Markdown table, writes ``benchmarks/results/http_clients.json`` and a plot to
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +31,7 @@ import asyncpg
 import httpx
 import httpx_aiohttp
 import matplotlib
+from publishing import OUTPUT, save, stamp
 from pyreqwest.client import ClientBuilder
 
 from patterns.testing.isolation import postgres_database
@@ -47,7 +45,6 @@ TOKEN = "bench-token-0123456789abcdef"  # noqa: S105 - a throwaway token for a l
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
 REQUESTS = {1: int(2_000 * SCALE) or 1, 16: int(8_000 * SCALE) or 16}
 WARMUP = int(300 * SCALE)
-OUTPUT = Path(os.environ.get("BENCH_OUTPUT_DIR", Path(__file__).resolve().parents[1]))
 
 type Call = Callable[[], Awaitable[object]]
 
@@ -225,17 +222,10 @@ def plot(results: dict[str, Any], title: str, target: Path) -> None:
 def main() -> None:
     server_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
     results = asyncio.run(run(server_url))
-    machine = (
-        f"{platform.node()}, {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    )
-    date = f"{datetime.now(UTC):%Y-%m-%d}"
+    date, machine = stamp()
     print(f"{date} · {machine}\n")
     print(report(results))
-    out = OUTPUT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "http_clients.json").write_text(
-        json.dumps({"date": date, "machine": machine, "results": results}, indent=2) + "\n"
-    )
+    save("http_clients", date, machine, results)
     plot(
         results,
         f"GET /users/{{id}}: direct vs through a service · {date} · {machine}",

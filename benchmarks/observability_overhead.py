@@ -24,19 +24,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 import urllib.request
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
 import matplotlib
-from http_clients import OUTPUT, REQUESTS, measure, start_service
+from http_clients import REQUESTS, measure, start_service
+from publishing import OUTPUT, save, stamp
 
 from patterns.testing.isolation import postgres_database
 from patterns.testing.service_resolution import free_port, port_is_open
@@ -162,15 +161,10 @@ def plot(results: dict[str, Any], title: str, target: Path) -> None:
 def main() -> None:
     server_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
     results = asyncio.run(run(server_url))
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    date = f"{datetime.now(UTC):%Y-%m-%d}"
+    date, machine = stamp()
     print(f"{date} · {machine}\n")
     print(report(results))
-    out = OUTPUT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "observability_overhead.json").write_text(
-        json.dumps({"date": date, "machine": machine, "results": results}, indent=2) + "\n"
-    )
+    save("observability_overhead", date, machine, results)
     plot(
         results,
         f"GET /users/{{id}} on one uvicorn worker: bare vs observed · {date} · {machine}",
