@@ -1,9 +1,13 @@
 r"""Keep every code block on the site a tested region of a file under ``examples/``.
 
-The guard runs three ways, all with the same rules and messages:
+The guard runs four ways, all with the same rules and messages:
 
-* as an MkDocs hook (``hooks:`` in ``mkdocs.yml``): the build stops and lists
-  every broken rule with its page (or example file) and line;
+* as a Markdown extension (``markdown_extensions:`` in ``mkdocs.yml``), which both
+  MkDocs and Zensical run: the build stops and lists every broken rule with its page
+  (or example file) and line; each include block gets its file as title and a link
+  to its exact lines;
+* as an MkDocs hook (``hooks:``): the same check before any page is rendered, and on
+  a ``mkdocs serve --dirty`` rebuild, the pages whose included code changed;
 * from pytest (``tests/docs/test_snippet_guard.py``);
 * from the shell: ``uv run python -m docs_tooling.snippet_guard``.
 
@@ -29,18 +33,21 @@ print(problems[0])
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from markdown import Extension, Markdown
+from markdown.preprocessors import Preprocessor
 
 if TYPE_CHECKING:
     from mkdocs.config.defaults import MkDocsConfig
-    from mkdocs.structure.files import Files
-    from mkdocs.structure.pages import Page
+    from mkdocs.structure.files import File, Files
 
 # --8<-- [start:patterns]
 # The grammar pymdownx.snippets uses for section markers and include lines.
@@ -56,6 +63,7 @@ FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 INLINE_LANGUAGES = frozenset({"mermaid"})
 INLINE_BLOCK = "inline code block: move the code into a file under examples/ and include a section of it"
 # --8<-- [end:patterns]
+API_BLOCK = re.compile(r"^:::[ \t]+([\w.]+)", re.MULTILINE)  # mkdocstrings: `::: module.name` documents it
 
 EXAMPLE_SUFFIXES = frozenset(
     {".py", ".sh", ".yaml", ".yml", ".toml", ".json", ".ini", ".cfg", ".conf", ".txt", ".env"}
@@ -251,7 +259,83 @@ def source_links(markdown: str, repo_blob_url: str, root: Path) -> str:
     return "\n".join(lines) + ("\n" if markdown.endswith("\n") else "")
 
 
-# MkDocs hook entry points ---------------------------------------------------------------
+# The Markdown extension: the same rules and links in every build (MkDocs and Zensical) -----
+
+
+class SnippetGuardError(Exception):
+    """The site breaks a snippet rule; the message lists every problem as ``path:line: reason``."""
+
+
+@functools.lru_cache(maxsize=4)
+def _checked(root: Path, docs_dir: Path, fingerprint: frozenset[tuple[str, int, int]]) -> tuple[Problem, ...]:
+    return tuple(check_site(docs_dir, root))
+
+
+def site_problems(root: Path, docs_dir: Path) -> tuple[Problem, ...]:
+    """``check_site``, run again only when a page or an example file changed (one build renders
+    every page with a Markdown instance of its own, and a dev server keeps running)."""
+    watched = [*docs_dir.rglob("*.md"), *example_files(root)]
+    return _checked(root, docs_dir, frozenset((str(p), *_stamp(p)) for p in watched))
+
+
+def report(problems: tuple[Problem, ...]) -> str:
+    """Every problem on a line of its own, as the build prints it."""
+    return "snippet guard:\n  " + "\n  ".join(map(str, problems))
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    status = path.stat()
+    return status.st_mtime_ns, status.st_size
+
+
+class _GuardAndLink(Preprocessor):
+    def __init__(self, md: Markdown, root: Path, docs_dir: Path, repo_blob_url: str) -> None:
+        super().__init__(md)
+        self.root, self.docs_dir, self.repo_blob_url = root, docs_dir, repo_blob_url
+
+    def run(self, lines: list[str]) -> list[str]:
+        if problems := site_problems(self.root, self.docs_dir):
+            raise SnippetGuardError(report(problems))
+        return source_links("\n".join(lines), self.repo_blob_url, self.root).split("\n")
+
+
+class SnippetGuardExtension(Extension):
+    """``markdown_extensions: [docs_tooling.snippet_guard: {repo_url: ...}]``.
+
+    Before the first page is rendered, every rule is checked on the whole site (a broken one
+    stops the build, listing each problem); then each include block gets its file as title and
+    a link to its exact lines. Extensions are what both MkDocs and Zensical run, so both builds
+    hold the same rules and show the same blocks.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.config = {
+            "repo_url": ["", "the repository, e.g. https://github.com/owner/name"],
+            "root": [".", "the project folder that holds docs/ and examples/"],
+            "docs_dir": ["docs", "the pages, relative to root"],
+        }
+        super().__init__(**kwargs)
+
+    def extendMarkdown(self, md: Markdown) -> None:  # Python-Markdown's name
+        root = Path(self.getConfig("root")).resolve()
+        blob = f"{str(self.getConfig('repo_url')).rstrip('/')}/blob/main"
+        # Priority 33: before pymdownx.snippets (32) replaces the include lines with the code.
+        guard = _GuardAndLink(md, root, root / self.getConfig("docs_dir"), blob)
+        md.preprocessors.register(guard, "snippet_guard", 33)
+
+
+def makeExtension(**kwargs: Any) -> SnippetGuardExtension:  # Python-Markdown's name
+    return SnippetGuardExtension(**kwargs)
+
+
+# MkDocs hook entry points: fail early, and rebuild what an edit changed ----------------
+
+_dirty = False
+
+
+def on_startup(command: str, dirty: bool) -> None:
+    global _dirty
+    _dirty = dirty
 
 
 def _root(config: MkDocsConfig) -> Path:
@@ -259,17 +343,46 @@ def _root(config: MkDocsConfig) -> Path:
 
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
+    """Stop the build before any page is rendered when a rule is broken; on a ``--dirty``
+    rebuild, also rebuild each page whose included example file changed since it was built."""
     from mkdocs.exceptions import PluginError
 
-    problems = check_site(Path(config.docs_dir), _root(config))
+    root = _root(config)
+    problems = site_problems(root, Path(config.docs_dir))
     if problems:
-        raise PluginError("snippet guard:\n  " + "\n  ".join(map(str, problems)))
+        raise PluginError(report(problems))
+    if _dirty:
+        for file in stale_pages(files, root):
+            file.content_string = file.content_string  # a page with set content counts as modified
     return files
 
 
-def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
-    blob = f"{(config.repo_url or '').rstrip('/')}/blob/main"
-    return source_links(markdown, blob, _root(config))
+def stale_pages(files: Files, root: Path) -> list[File]:
+    """Pages older than an example file they show: one an include names, or (mkdocstrings'
+    ``::: module`` blocks) the source of a module the page documents."""
+    python = [path for path in example_files(root) if path.suffix == ".py"]
+    stale = []
+    for file in files.documentation_pages():
+        built = Path(file.abs_dest_path)
+        if not built.is_file() or file.abs_src_path is None:
+            continue
+        text = Path(file.abs_src_path).read_text(encoding="utf-8")
+        includes, _ = scan_page(text, file.src_uri, root)
+        sources = {root / include.path for include in includes}
+        sources.update(path for path in python if documents(text, path))
+        if any(source.is_file() and source.stat().st_mtime > built.stat().st_mtime for source in sources):
+            stale.append(file)
+    return stale
+
+
+def documents(page: str, source: Path) -> bool:
+    """Does a ``::: a.b.c`` block of ``page`` document (a member of) the module in ``source``?"""
+    module = source.with_suffix("").as_posix().removesuffix("/__init__")
+    for identifier in API_BLOCK.findall(page):
+        parts = identifier.split(".")
+        if any(module.endswith("/" + "/".join(parts[:n])) for n in range(len(parts), 0, -1)):
+            return True
+    return False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
+import markdown
 import pytest
+from lxml import html
+from pymdownx.snippets import SnippetExtension
 
 from docs_tooling import snippet_guard
-from docs_tooling.snippet_guard import INLINE_BLOCK, check_site, read_section, scan_page, source_links
+from docs_tooling.snippet_guard import (
+    INLINE_BLOCK,
+    SnippetGuardError,
+    SnippetGuardExtension,
+    check_site,
+    read_section,
+    scan_page,
+    source_links,
+    stale_pages,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -136,17 +150,54 @@ def test_command_line_passes_on_the_real_site(capsys: pytest.CaptureFixture[str]
     assert capsys.readouterr().out == "snippet guard: 0 problem(s)\n"
 
 
-def test_the_mkdocs_hook_passes_the_real_site_and_adds_source_links() -> None:
+SHOWS_BOTH = (
+    '```python\n--8<-- "examples/cache.py:get"\n```\n```python\n--8<-- "examples/cache.py:inner"\n```\n'
+)
+
+
+def render(project: Path, text: str) -> str:
+    """``text`` through the guard extension and pymdownx.snippets, as both site builds configure them."""
+    extensions = [
+        SnippetGuardExtension(repo_url="https://github.com/o/r", root=str(project)),
+        SnippetExtension(base_path=[str(project)], check_paths=True, dedent_subsections=True),
+        "pymdownx.superfences",
+        "pymdownx.highlight",
+    ]
+    return markdown.Markdown(extensions=extensions).convert(text)
+
+
+def test_the_extension_titles_each_include_block_and_links_its_lines(project: Path) -> None:
+    page(project, SHOWS_BOTH)
+    rendered = render(project, '```python\n--8<-- "examples/cache.py:get"\n```\n')
+    assert '<span class="filename">examples/cache.py</span>' in rendered
+    assert '<small class="snippet-source" data-path="examples/cache.py" data-section="get">' in rendered
+    assert 'href="https://github.com/o/r/blob/main/examples/cache.py#L3-L6"' in rendered
+    assert "def get(key: str) -> str:\n    return key" in html.fromstring(rendered).text_content()
+
+
+def test_the_extension_stops_the_build_listing_every_problem(project: Path) -> None:
+    (project / "docs" / "page.md").write_text("```python\nx = 1\n```\n")
+    with pytest.raises(SnippetGuardError) as error:
+        render(project, "# any page\n")
+    assert f"docs/page.md:1: {INLINE_BLOCK}" in str(error.value)
+    assert "examples/cache.py:2: section 'get' is shown on no page" in str(error.value)
+
+
+def test_the_extension_checks_again_after_a_page_changes(project: Path) -> None:
+    (project / "docs" / "page.md").write_text(SHOWS_BOTH)
+    render(project, "# fine\n")
+    (project / "docs" / "page.md").write_text(SHOWS_BOTH + "```python\nx = 1\n```\n")
+    with pytest.raises(SnippetGuardError, match=r"docs/page\.md:7: inline code block"):
+        render(project, "# fine\n")
+
+
+def test_the_mkdocs_hook_passes_the_real_site() -> None:
     from mkdocs.config import load_config
     from mkdocs.structure.files import Files
 
     config = load_config(str(ROOT / "mkdocs.yml"))
     files = Files([])
     assert snippet_guard.on_files(files, config) is files
-    text = '```python\n--8<-- "examples/patterns/testing/isolation.py:redis"\n```\n'
-    linked = snippet_guard.on_page_markdown(text, None, config, files)  # type: ignore[arg-type]
-    assert '```python title="examples/patterns/testing/isolation.py"' in linked
-    assert f"{config.repo_url}/blob/main/examples/patterns/testing/isolation.py#L" in linked
 
 
 def test_the_mkdocs_hook_stops_the_build_listing_every_problem(project: Path) -> None:
@@ -161,3 +212,31 @@ def test_the_mkdocs_hook_stops_the_build_listing_every_problem(project: Path) ->
         snippet_guard.on_files(Files([]), config)
     assert f"docs/page.md:1: {INLINE_BLOCK}" in str(error.value)
     assert "examples/cache.py:2: section 'get' is shown on no page" in str(error.value)
+
+
+def test_a_dirty_rebuild_also_rebuilds_the_pages_showing_a_changed_example(project: Path) -> None:
+    from mkdocs.config import load_config
+    from mkdocs.structure.files import get_files
+
+    (project / "mkdocs.yml").write_text(f"site_name: t\nsite_dir: {project / 'site'}\n")
+    page(project, SHOWS_BOTH)
+    (project / "docs" / "other.md").write_text("# Shows no code\n")
+    (project / "docs" / "api.md").write_text("# API\n\n::: cache.get\n")
+    (project / "docs" / "other_api.md").write_text("# API\n\n::: elsewhere\n")
+    config = load_config(str(project / "mkdocs.yml"))
+    files = get_files(config)
+    for file in files.documentation_pages():  # built once, an hour after every source was written
+        Path(file.abs_dest_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(file.abs_dest_path).write_text("built")
+        os.utime(file.abs_dest_path, (time.time() + 3600, time.time() + 3600))
+    assert stale_pages(files, project) == []
+
+    os.utime(project / "examples" / "cache.py", (time.time() + 7200, time.time() + 7200))  # then edited
+    assert sorted(file.src_uri for file in stale_pages(files, project)) == ["api.md", "page.md"]
+    snippet_guard.on_startup(command="serve", dirty=True)
+    try:
+        snippet_guard.on_files(files, config)
+    finally:
+        snippet_guard.on_startup(command="serve", dirty=False)
+    rebuilt = {file.src_uri for file in files.documentation_pages() if file.is_modified()}
+    assert rebuilt == {"api.md", "page.md"}
