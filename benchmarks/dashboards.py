@@ -28,7 +28,7 @@ import tempfile
 import time
 from collections import Counter
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, replace
+from dataclasses import astuple, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from patterns.testing.fake_telegram import FakeTelegram
 from patterns.testing.isolation import mongo_database, postgres_database, rabbitmq_vhost, redis_namespace
 from patterns.testing.service_resolution import free_port
 from reference_system.processes import Ports, local_config, running_system
-from reference_system.prometheus import running_prometheus
+from reference_system.prometheus import running_prometheus, wait_for_targets
 
 matplotlib.use("Agg")
 import matplotlib.dates as mdates  # the Agg backend is chosen above, before these imports
@@ -52,12 +52,12 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
-DURATION = max(180 * SCALE, 12.0)  # seconds of load
+DURATION = max(180 * SCALE, 6.0)  # seconds of load
 STEP = 2  # seconds between points, as a Grafana panel about 900 px wide would ask for 3 minutes
 RATE_WINDOW = "10s"  # stands in for Grafana's $__rate_interval (4 x the 1 s scrape, rounded up)
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARDS = ROOT / "examples" / "deploy" / "grafana" / "dashboards"
-SETTLE = 5  # seconds after the load for the last scrapes and rule evaluations
+SETTLE = max(5 * SCALE, 2.0)  # seconds after the load for the last scrapes and rule evaluations
 THEME = {"page": "#111217", "panel": "#181b1f", "text": "#ccccdc", "grid": "#2c3235", "band": "#f2495c"}
 UNIT_W, UNIT_H = 0.68, 0.4  # inches per grid column and per grid row
 LEGEND_MAX, LEGEND_COLUMNS = 12, 3
@@ -362,11 +362,12 @@ async def run(machine: str, date: str) -> dict[str, Any]:
             ports=ports,
             job_interval_seconds=15,
         )
-        system = await stack.enter_async_context(running_system(config))
+        # Prometheus first: it starts while the services do, and scrapes each once it is up.
         directory = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         prom_url = await stack.enter_async_context(running_prometheus(ports, directory))
+        system = await stack.enter_async_context(running_system(config))
         prom = await stack.enter_async_context(httpx.AsyncClient(base_url=prom_url, timeout=30))
-        await all_targets_up(prom)
+        await wait_for_targets(prom_url, count=len(astuple(ports)))
         started = time.time()
         sent = await drive(
             f"http://127.0.0.1:{ports.api}", telegram, system["mongo_data_service"].process.pid, incident
@@ -400,19 +401,6 @@ async def run(machine: str, date: str) -> dict[str, Any]:
         },
         "pictures": pictures,
     }
-
-
-async def all_targets_up(prom: httpx.AsyncClient, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            targets = (await prom.get("/api/v1/targets")).json()["data"]["activeTargets"]
-        except httpx.TransportError:
-            targets = []  # still starting
-        if targets and all(t["health"] == "up" for t in targets):
-            return
-        await asyncio.sleep(0.5)
-    raise RuntimeError("Prometheus did not see every service up within 30 s")
 
 
 def main() -> None:

@@ -3,7 +3,10 @@
 Environment: DATABASE_URL, REDIS_URL, RABBITMQ_URL and MONGODB_URL (defaults: the local servers;
 without a MongoDB on 127.0.0.1:27017 the nx-27017 stand-in is started). The bot runs
 against TELEGRAM_API_URL with BOT_TOKEN; without TELEGRAM_API_URL it runs against a
-local fake Telegram, so the whole system works offline.
+local fake Telegram, so the whole system works offline. API_PORT, PG_DATA_PORT,
+MONGO_DATA_PORT, WORKER_PORT and BOT_PORT move the services off 8000-8002, 9101 and 9102;
+MONGODB_DATABASE, CACHE_PREFIX, JOB_INTERVAL_SECONDS and OTEL_EXPORTER_OTLP_ENDPOINT are
+passed on as the services read them.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Start the five services as processes against local infrastructure, and stop them cleanly.
 
 No Docker needed: PostgreSQL, Redis and MongoDB (or the nx-27017 stand-in) on this
-machine. Start order follows the dependencies: migrations, the data services, then
-the business services; each must report ready before the next starts. Stop order is
-the reverse, SIGTERM first, so in-flight work finishes.
+machine. Start order follows the dependencies, in two waves: migrations and both data
+services, then the three business services, which start only when every data service
+reports ready. Within a wave the processes start together. Stop order is the reverse,
+SIGTERM first, so in-flight work finishes.
 """
 
 from __future__ import annotations
@@ -33,6 +34,21 @@ class Ports:
     worker: int = 9101
     bot: int = 9102
 
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Ports:
+        """The defaults, each replaced by its variable in ``PORT_VARIABLES`` where that is set."""
+        return cls(**{port: int(environ[name]) for port, name in PORT_VARIABLES.items() if name in environ})
+
+
+# What moves each service off its default port, for `python -m reference_system`.
+PORT_VARIABLES = {
+    "api": "API_PORT",
+    "pg": "PG_DATA_PORT",
+    "mongo": "MONGO_DATA_PORT",
+    "worker": "WORKER_PORT",
+    "bot": "BOT_PORT",
+}
+
 
 @dataclass(frozen=True)
 class SystemConfig:
@@ -59,23 +75,18 @@ class Running:
     url: str
 
 
+type Step = tuple[str, dict[str, str], str]
+
+
 # --8<-- [start:plan]
-def plan(config: SystemConfig) -> list[tuple[str, dict[str, str], str]]:
-    """(module, environment, readiness URL) for each service, in start order."""
+def plan(config: SystemConfig) -> list[list[Step]]:
+    """(module, environment, readiness URL) for each service, in two waves: the data services,
+    then the business services that call them."""
     p, tokens = config.ports, config.tokens
     data = {"PG_DATA_URL": f"http://127.0.0.1:{p.pg}", "MONGO_DATA_URL": f"http://127.0.0.1:{p.mongo}"}
     events = {"RABBITMQ_URL": config.rabbitmq_url, "REDIS_URL": config.redis_url}
     service_tokens = ",".join(f"{caller}={token}" for caller, token in tokens.items())
-    steps = [
-        (
-            "pg_data_service",
-            {
-                "PORT": str(p.pg),
-                "DATABASE_URL": config.database_url,
-                "SERVICE_TOKENS": service_tokens,
-                "RABBITMQ_URL": config.rabbitmq_url,  # the outbox relay runs inside
-            },
-        ),
+    data_services = [
         (
             "mongo_data_service",
             {
@@ -85,6 +96,17 @@ def plan(config: SystemConfig) -> list[tuple[str, dict[str, str], str]]:
                 "SERVICE_TOKENS": service_tokens,
             },
         ),
+        (
+            "pg_data_service",
+            {
+                "PORT": str(p.pg),
+                "DATABASE_URL": config.database_url,
+                "SERVICE_TOKENS": service_tokens,
+                "RABBITMQ_URL": config.rabbitmq_url,  # the outbox relay runs inside
+            },
+        ),
+    ]
+    business_services = [
         (
             "api_service",
             {
@@ -108,13 +130,16 @@ def plan(config: SystemConfig) -> list[tuple[str, dict[str, str], str]]:
     ]
     if config.telegram_api_url:
         bot = {"BOT_TOKEN": config.bot_token, "TELEGRAM_API_URL": config.telegram_api_url}
-        steps.append(
+        business_services.append(
             ("bot_service", {"PORT": str(p.bot), "SERVICE_TOKEN": tokens["bot"], **bot, **data, **events})
         )
     if config.otlp_endpoint:
-        for _, env in steps:
+        for _, env in data_services + business_services:
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = config.otlp_endpoint
-    return [(name, env, f"http://127.0.0.1:{env['PORT']}/health/ready") for name, env in steps]
+    return [
+        [(name, env, f"http://127.0.0.1:{env['PORT']}/health/ready") for name, env in wave]
+        for wave in (data_services, business_services)
+    ]
     # --8<-- [end:plan]
 
 
@@ -155,22 +180,29 @@ async def stop(running: Running, timeout: float = 15) -> None:
 # --8<-- [start:run]
 @asynccontextmanager
 async def running_system(config: SystemConfig) -> AsyncIterator[dict[str, Running]]:
-    """Migrate, start every service in order, yield them by name; stop all in reverse order."""
-    migrate = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pg_data_service.migrate",
-        env=os.environ | {"DATABASE_URL": config.database_url},
-    )
-    if await migrate.wait() != 0:
-        raise RuntimeError("migrations failed; see the output above")
+    """Migrate, start the services wave by wave, yield them by name; stop all in reverse order."""
     started: dict[str, Running] = {}
     async with AsyncExitStack() as stack:
-        for name, env, ready_url in plan(config):
-            process = await asyncio.create_subprocess_exec(sys.executable, "-m", name, env=os.environ | env)
-            running = started[name] = Running(name, process, ready_url)
-            stack.push_async_callback(stop, running)  # stopped in reverse order
-            await wait_ready(running)
+        # Migrations run while the MongoDB data service starts; the PostgreSQL one waits for them.
+        migrate = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "pg_data_service.migrate",
+            env=os.environ | {"DATABASE_URL": config.database_url},
+        )
+        for wave in plan(config):
+            for name, env, ready_url in wave:
+                if name == "pg_data_service" and await migrate.wait() != 0:
+                    raise RuntimeError("migrations failed; see the output above")
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", name, env=os.environ | env
+                )
+                started[name] = Running(name, process, ready_url)
+                stack.push_async_callback(stop, started[name])  # stopped in reverse order
+            # The whole wave is ready before the next one starts (a TaskGroup fails on the first error).
+            async with asyncio.TaskGroup() as group:
+                for name, _, _ in wave:
+                    group.create_task(wait_ready(started[name]))
         yield started
         # --8<-- [end:run]
 
@@ -179,7 +211,7 @@ async def running_system(config: SystemConfig) -> AsyncIterator[dict[str, Runnin
 async def local_config(
     environ: Mapping[str, str] = os.environ,
 ) -> AsyncIterator[tuple[SystemConfig, FakeTelegram | None]]:
-    """The config for this machine: URLs from ``environ`` or the local defaults.
+    """The config for this machine: URLs, names and ports from ``environ``, or the local defaults.
 
     Without ``MONGODB_URL`` and no MongoDB on 127.0.0.1:27017, the nx-27017 stand-in is
     started; without ``TELEGRAM_API_URL``, a local fake Bot API (yielded, so a caller can
@@ -199,10 +231,17 @@ async def local_config(
                 SystemConfig(
                     database_url=environ.get("DATABASE_URL", SystemConfig.database_url),
                     mongodb_url=mongodb_url,
+                    mongodb_database=environ.get("MONGODB_DATABASE", SystemConfig.mongodb_database),
                     redis_url=environ.get("REDIS_URL", SystemConfig.redis_url),
+                    cache_prefix=environ.get("CACHE_PREFIX", SystemConfig.cache_prefix),
                     rabbitmq_url=environ.get("RABBITMQ_URL", SystemConfig.rabbitmq_url),
                     telegram_api_url=telegram_url,
                     bot_token=environ.get("BOT_TOKEN", SystemConfig.bot_token),
+                    ports=Ports.from_env(environ),
+                    job_interval_seconds=float(
+                        environ.get("JOB_INTERVAL_SECONDS", SystemConfig.job_interval_seconds)
+                    ),
+                    otlp_endpoint=environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
                 ),
                 telegram,
             )

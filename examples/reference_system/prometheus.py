@@ -9,7 +9,10 @@ may not run: it is left out.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
+import time
+import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -66,3 +69,29 @@ async def running_prometheus(ports: Ports, directory: Path, interval: str = "1s"
     finally:
         process.terminate()
         await asyncio.wait_for(process.wait(), timeout=20)
+
+
+async def wait_for_targets(url: str, count: int, timeout: float = 30) -> None:
+    """Wait until Prometheus at ``url`` scrapes ``count`` targets and every one is up.
+
+    A Prometheus that is still starting refuses connections, then answers ``Service
+    Unavailable`` in plain text, then lists targets not yet scraped: every one of those
+    answers means "not yet", not an error.
+    """
+    deadline = time.monotonic() + timeout
+    while (targets := await asyncio.to_thread(_active_targets, url)) is None or not (
+        len(targets) == count and all(target.get("health") == "up" for target in targets)
+    ):
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"Prometheus at {url} did not see {count} targets up within {timeout:.0f} s: {targets}"
+            )
+        await asyncio.sleep(0.25)
+
+
+def _active_targets(url: str) -> list[dict[str, Any]] | None:
+    try:
+        with urllib.request.urlopen(f"{url}/api/v1/targets", timeout=2) as answer:  # noqa: S310 - loopback
+            return list(json.load(answer)["data"]["activeTargets"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # not listening, not ready (an HTTP error or plain text), or not the answer we know

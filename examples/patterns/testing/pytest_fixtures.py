@@ -16,7 +16,7 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, ExitStack
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -32,8 +32,9 @@ from patterns.testing.service_resolution import (
     redact,
     resolve,
 )
-from patterns.testing.spans import SpanRecorder, span_recorder
-from shared.observability.logs import configure_logging
+
+if TYPE_CHECKING:
+    from patterns.testing.spans import SpanRecorder
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES", "") not in {"", "0", "false", "no"}
 _found: dict[str, Found] = {}
@@ -133,6 +134,8 @@ async def mongo_target(mongodb_server: Found) -> AsyncIterator[MongoTarget]:
 @pytest.fixture
 def spans() -> Iterator[SpanRecorder]:
     """The spans this test finishes, recorded in memory (the process's one tracer provider)."""
+    from patterns.testing.spans import span_recorder  # OpenTelemetry and FastAPI: only where asked for
+
     recorder = span_recorder()
     recorder.clear()
     yield recorder
@@ -143,6 +146,8 @@ def spans() -> Iterator[SpanRecorder]:
 def ecs_log_lines() -> Iterator[io.StringIO]:
     """Every log record of this test as the services write it (ECS JSON lines), into a buffer;
     the root logger's handlers (pytest's capture among them) are given back afterwards."""
+    from shared.observability.logs import configure_logging
+
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     stream = io.StringIO()
@@ -153,6 +158,19 @@ def ecs_log_lines() -> Iterator[io.StringIO]:
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"REQUIRE_SERVICES={'1' if REQUIRE_SERVICES else '0'}"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On a pytest-xdist worker, hand what it found to the controller, which writes the report."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["backing_services"] = [(f.name, f.url, f.source) for f in _found.values()]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    for name, url, source in getattr(node, "workeroutput", {}).get("backing_services", []):
+        _found[name] = Found(name, url, source)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
