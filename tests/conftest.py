@@ -12,7 +12,7 @@ import pytest
 
 from docs_tooling.snippet_guard import scan_page, sections_in
 
-pytest_plugins = ["patterns.testing.pytest_fixtures"]
+pytest_plugins = ["patterns.testing.pytest_fixtures", "tests.site_builds", "tests.system.running"]
 ROOT = Path(__file__).resolve().parents[1]
 UNEXERCISED = pytest.StashKey[list[str]]()
 
@@ -39,6 +39,20 @@ def unexercised_sections(executed: dict[str, set[int]], statements: Callable[[st
         if not ran.intersection(deeper or inside):
             missing.append(f"{path}:{start}: section {section!r} is shown on the site but no test ran it")
     return missing
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Fail loudly where pytest-xdist's ``--dist=loadgroup`` stops grouping (pytest-xdist #1386, on
+    pytest 9.2): tests that share a costly fixture would each start it again, and nothing would say so."""
+    if not config.getoption("loadgroup", default=False):
+        return
+    ungrouped = [
+        item.nodeid for item in items if item.get_closest_marker("xdist_group") and "@" not in item.nodeid
+    ]
+    if ungrouped:
+        more = f" and {len(ungrouped) - 1} more" if len(ungrouped) > 1 else ""
+        raise pytest.UsageError(f"pytest-xdist did not group {ungrouped[0]}{more}: see pytest-xdist #1386")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -1,125 +1,98 @@
-"""The built site, served on loopback, and a headless Chromium to read it with."""
+"""The site built by the commands of the Development commands page, once per test run.
+
+Loaded as a plugin (``pytest_plugins`` in ``tests/conftest.py``), so the site tests and the test of
+the commands page share one build, whichever xdist worker asks first.
+"""
 
 from __future__ import annotations
 
-import functools
+import json
 import os
-import shutil
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
+from filelock import FileLock
 
-from patterns.testing.pytest_fixtures import skip_or_fail
+from docs_tooling.site_sources import copy_site_sources
+from docs_tooling.snippet_guard import read_section
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-# Material renders each diagram into a *closed* shadow root; open it so a test can see the SVG.
-OPEN_SHADOW_ROOTS = """
-const attach = Element.prototype.attachShadow;
-Element.prototype.attachShadow = function (init) { return attach.call(this, { ...init, mode: "open" }); };
-"""
+ROOT = Path(__file__).resolve().parents[1]
+COMMANDS = ROOT / "examples" / "commands" / "development.sh"
 
 
-def mkdocs_build(root: Path, site_dir: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``mkdocs build --strict`` for the project at ``root`` with no network configured."""
-    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+def command(name: str) -> str:
+    """A command of the Development commands page (a section of examples/commands/development.sh)."""
+    return read_section(COMMANDS, name).strip()
+
+
+def run_script(script: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run a shell command line as a reader would; no REQUIRE_SERVICES, no mkdocs 2.0 banner."""
+    env = {k: v for k, v in os.environ.items() if k != "REQUIRE_SERVICES"} | {"NO_MKDOCS_2_WARNING": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site_dir)],
-        cwd=root,
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
 
 
+def mkdocs_build(root: Path, site_dir: Path) -> subprocess.CompletedProcess[str]:
+    """``mkdocs build --strict`` of the site sources at ``root`` (a scratch copy: no project, no ``uv``)."""
+    return run_script(f"{sys.executable} -m mkdocs build --strict --site-dir {site_dir}", root)
+
+
+def zensical_build(root: Path) -> subprocess.CompletedProcess[str]:
+    """The page's Zensical build in ``root``, a copy of the site sources: Zensical writes next to its
+    config (``site/``, ``.cache/``), never into this repository."""
+    zensical = Path(sys.executable).with_name("zensical")
+    return run_script(command("build-zensical").replace("uv run zensical", str(zensical), 1), root)
+
+
+def once_per_run(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], Path]) -> Path:
+    """Run ``build`` once for the whole test run, however many xdist workers ask (a file lock in the
+    run's shared temp folder); every caller gets its result, or its failure."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the folder all workers of this run share
+    done = shared / f"{name}.json"
+    with FileLock(str(shared / f"{name}.lock")):
+        if not done.is_file():
+            try:
+                outcome = {"path": str(build(shared / name))}
+            except AssertionError as failure:
+                outcome = {"error": str(failure)}
+            done.write_text(json.dumps(outcome))
+    outcome = json.loads(done.read_text())
+    assert "error" not in outcome, outcome.get("error")
+    return Path(outcome["path"])
+
+
+def _mkdocs_site(folder: Path) -> Path:
+    """The page's build command, exactly, with only the output moved out of the repository."""
+    result = run_script(f"{command('build')} --site-dir {folder}", ROOT)
+    assert result.returncode == 0, f"{command('build')} failed:\n{result.stderr[-5000:]}"
+    return folder
+
+
+def _zensical_site(folder: Path) -> Path:
+    result = zensical_build(copy_site_sources(ROOT, folder))
+    assert result.returncode == 0, f"{command('build-zensical')} failed:\n{result.stderr[-5000:]}"
+    return folder / "site"
+
+
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    site = tmp_path_factory.mktemp("site")
-    result = mkdocs_build(ROOT, site)
-    assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stderr}"
-    return site
-
-
-class _SiteHandler(SimpleHTTPRequestHandler):
-    """Serves the built site like GitHub Pages does: 404.html for anything missing."""
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        page = Path(self.directory) / "404.html"
-        if code != 404 or not page.is_file():
-            super().send_error(code, message, explain)
-            return
-        body = page.read_bytes()
-        self.send_response(404)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+    """The site as ``uv run mkdocs build --strict`` writes it, built once per test run."""
+    return once_per_run(tmp_path_factory, "mkdocs-site", _mkdocs_site)
 
 
 @pytest.fixture(scope="session")
-def site_url(built_site: Path) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_SiteHandler, directory=str(built_site)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-# Module scope, not session: sync Playwright keeps an event loop running in this thread while it is
-# open, and async tests in later modules could not start theirs.
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
-        skip_or_fail(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set CHROMIUM)")
-    with sync_playwright() as driver:
-        yield driver
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-    try:
-        yield browser
-    finally:
-        browser.close()
-
-
-@pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    context = browser.new_context(
-        permissions=["clipboard-read", "clipboard-write"], viewport={"width": 1280, "height": 900}
-    )
-    context.add_init_script(OPEN_SHADOW_ROOTS)
-    try:
-        yield context
-    finally:
-        context.close()
-
-
-@pytest.fixture(scope="session")
-def artifacts() -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    return ARTIFACTS
+def zensical_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same sources built by Zensical, once per test run."""
+    return once_per_run(tmp_path_factory, "zensical-site", _zensical_site)

@@ -10,12 +10,16 @@ uv sync
 # --8<-- [end:setup]
 
 # --8<-- [start:serve]
-uv run mkdocs serve
+uv run mkdocs serve --dirty
 # --8<-- [end:serve]
 
 # --8<-- [start:build]
 uv run mkdocs build --strict
 # --8<-- [end:build]
+
+# --8<-- [start:build-zensical]
+uv run zensical build --strict
+# --8<-- [end:build-zensical]
 
 # --8<-- [start:test]
 uv run pytest
@@ -26,7 +30,7 @@ REQUIRE_SERVICES=1 uv run pytest
 # --8<-- [end:test-required]
 
 # --8<-- [start:test-subset]
-uv run pytest tests/examples/patterns --no-cov -q
+uv run pytest tests/examples/patterns --no-cov -n 0 -q
 # --8<-- [end:test-subset]
 
 # --8<-- [start:test-browser]
@@ -37,7 +41,7 @@ uv run pytest -m browser --no-cov
 DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \
 REDIS_URL=redis://127.0.0.1:6379/0 \
 RABBITMQ_URL=amqp://guest:guest@127.0.0.1:5672/ \
-uv run pytest tests/examples/patterns --no-cov -q
+uv run pytest tests/examples/patterns --no-cov -n 0 -q
 # --8<-- [end:test-other-services]
 
 # --8<-- [start:system]
@@ -77,6 +81,10 @@ uv run python benchmarks/observability_overhead.py
 # --8<-- [start:bench-dashboards]
 uv run python benchmarks/dashboards.py
 # --8<-- [end:bench-dashboards]
+
+# --8<-- [start:bench-dev-loop]
+uv run python benchmarks/dev_loop.py
+# --8<-- [end:bench-dev-loop]
 
 # --8<-- [start:guard]
 uv run python -m docs_tooling.snippet_guard

@@ -1,10 +1,18 @@
 """Every command on the Development commands page runs and does what the page says.
 
 The commands come from the sections of examples/commands/development.sh, the same
-text the page shows. Three commands would run this very suite again; those are run
-with ``--collect-only`` appended, which proves the command line is valid and finds
-the tests without recursing. ``ruff format`` runs on a scratch copy so the test
-never rewrites the working tree.
+text the page shows. Nothing here runs a whole tool again that the run itself or
+``.ci/run`` already runs on the same files:
+
+* the three commands that would start this very suite again run with
+  ``--collect-only`` on one file (or folder), which proves the command line, the
+  configuration and the plugins without recursing; ``.ci/run`` runs the README's
+  command itself, exactly as the page shows it;
+* ``build`` and ``build-zensical`` are the session's own site builds
+  (``tests/site_builds.py``), which the site tests read;
+* ``types`` runs ``mypy --strict`` as written on a scratch project with one sound and
+  one unsound file, and ``.ci/run`` runs it on examples/ and tests/;
+* ``ruff format`` runs on a scratch copy, so the test never rewrites the working tree.
 """
 
 from __future__ import annotations
@@ -13,26 +21,22 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from docs_tooling.snippet_guard import read_section, sections_in
+from docs_tooling.snippet_guard import sections_in
 from patterns.testing.pytest_fixtures import skip_or_fail
 from patterns.testing.service_resolution import free_port, port_is_open
+from tests.site_builds import COMMANDS, ROOT, command, run_script
+from tests.system.running import System
 
-ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ROOT / "examples" / "commands" / "development.sh"
 SECTIONS = sorted(sections_in(COMMANDS))
-
-
-def command(name: str) -> str:
-    return read_section(COMMANDS, name).strip()
 
 
 def _env() -> dict[str, str]:
@@ -40,15 +44,7 @@ def _env() -> dict[str, str]:
 
 
 def run(script: str, cwd: Path = ROOT, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script],
-        cwd=cwd,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_script(script, cwd, timeout)
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:
@@ -62,133 +58,165 @@ def test_every_section_has_a_test() -> None:
     assert set(SECTIONS) == set(EXERCISES), "add an exercise for each new command"
 
 
-def exercise_setup(tmp_path: Path) -> None:
+type Exercise = Callable[[Path, pytest.FixtureRequest], None]
+
+
+def exercise_setup(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     assert "Resolved" in ok(run(command("setup")))
 
 
-def exercise_serve(tmp_path: Path) -> None:
-    line = command("serve")
-    assert line == "uv run mkdocs serve"
-    address = "127.0.0.1:8800"
-    with socket.socket() as probe:
-        if probe.connect_ex(("127.0.0.1", 8800)) == 0:  # a developer's own server is running
-            address = f"127.0.0.1:{free_port()}"
-            line += f" --dev-addr {address}"
-    server = subprocess.Popen(
-        ["bash", "-c", f"exec {line}"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
-            try:
-                with urllib.request.urlopen(f"http://{address}/", timeout=2) as response:
-                    assert "Improved Hybrid Approach" in response.read().decode()
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "mkdocs serve did not answer within 90 s"
-                time.sleep(0.5)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+def exercise_build(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    site: Path = request.getfixturevalue("built_site")  # the command, run once for the whole test run
+    assert (site / "index.html").is_file()
+    assert (site / "llms.txt").is_file()
 
 
-def exercise_build(tmp_path: Path) -> None:
-    ok(run(command("build")))
-    assert (ROOT / "site" / "index.html").is_file()
-    assert (ROOT / "site" / "llms.txt").is_file()
+def exercise_build_zensical(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    site: Path = request.getfixturevalue("zensical_site")
+    assert (site / "index.html").is_file()
+    assert (site / "llms.txt").is_file()
 
 
-def collect_only(name: str) -> str:
-    return ok(run(command(name) + " --collect-only -q"))
+@pytest.fixture(scope="session")
+def dev_loop(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One tiny run of the dev-loop benchmark on this working tree: the page's test command on one
+    file, and the page's dev server with one page and one example file edited. (Its build step is
+    left out: the run's own site builds are the page's build commands.)"""
+    output = tmp_path_factory.mktemp("dev-loop")
+    tests = "tests/docs/test_tech_stack.py --no-cov -n 0"
+    tiny = f"--here --rounds 1 --skip build --tests '{tests}'"
+    ok(run(f"BENCH_OUTPUT_DIR={output} {command('bench-dev-loop')} {tiny}"))
+    runs: dict[str, Any] = json.loads((output / "benchmarks" / "results" / "dev_loop.json").read_text())[
+        "runs"
+    ]
+    return runs["latest"] | {"table": (output / "benchmarks" / "results" / "dev_loop.md").read_text()}
 
 
-def exercise_test(tmp_path: Path) -> None:
-    assert " tests collected" in collect_only("test")
+def exercise_serve(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    measured: dict[str, Any] = request.getfixturevalue("dev_loop")["serve"]
+    assert measured["command"].endswith(command("serve").removeprefix("uv run "))
+    # The served page showed both edits: the page's own text, and a line added to an example file it
+    # includes (which only the guard's hook makes a --dirty rebuild re-render).
+    rebuilt = sorted(name for name in measured if name.startswith("rebuild after editing"))
+    assert len(rebuilt) == 2
+    assert rebuilt[0].startswith("rebuild after editing examples/")
+    assert rebuilt[1] == "rebuild after editing one page"
 
 
-def exercise_test_required(tmp_path: Path) -> None:
-    assert " tests collected" in collect_only("test-required")
+def exercise_bench_dev_loop(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    measured: dict[str, Any] = request.getfixturevalue("dev_loop")
+    assert measured["suite"]["slowest"][0]["test"].startswith("tests.docs.test_tech_stack::")
+    assert "builds" not in measured  # skipped, as asked
+    assert "| suite, wall clock |" in measured["table"]
 
 
-def exercise_test_browser(tmp_path: Path) -> None:
-    listed = [line for line in collect_only("test-browser").splitlines() if "::" in line]
+def collect_only(name: str, where: str) -> list[str]:
+    """The page's command with ``--collect-only -q`` and a path: the tests it would run there."""
+    output = ok(run(f"{command(name)} --collect-only -q {where}"))
+    return [line for line in output.splitlines() if "::" in line]
+
+
+def exercise_test(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    assert collect_only("test", "tests/docs/test_tech_stack.py") == [
+        "tests/docs/test_tech_stack.py::test_every_version_on_the_page_is_the_locked_one"
+    ]
+
+
+def exercise_test_required(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    suite: dict[str, Any] = request.getfixturevalue("dev_loop")["suite"]  # the command, on one file
+    assert suite["command"].startswith(command("test-required") + " ")
+    assert suite["summary"].startswith("1 passed")
+    script = (ROOT / ".ci" / "run").read_text()
+    assert f"\n{command('test-required')}\n" in script, "CI runs the README's command, as the page shows it"
+
+
+def exercise_test_browser(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    listed = collect_only("test-browser", "tests/site")
     assert listed
-    assert all(line.startswith("tests/site/test_browser.py::") for line in listed)
+    assert all(line.startswith("tests/site/test_browser.py::") for line in listed), "only browser tests"
 
 
-def exercise_test_subset(tmp_path: Path) -> None:
+def exercise_test_subset(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     assert " passed" in ok(run(command("test-subset")))
 
 
-def exercise_test_other_services(tmp_path: Path) -> None:
+def exercise_test_other_services(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     output = ok(run(command("test-other-services")))
     assert "postgres  env" in output
     assert "redis     env" in output
     assert "rabbitmq  env" in output
 
 
-def exercise_guard(tmp_path: Path) -> None:
+def exercise_guard(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     assert "snippet guard: 0 problem(s)" in ok(run(command("guard")))
 
 
-def exercise_lint(tmp_path: Path) -> None:
+def exercise_lint(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     ok(run(command("lint")))
 
 
-def exercise_format(tmp_path: Path) -> None:
-    for name in ("examples", "tests"):
-        shutil.copytree(
-            ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__", "artifacts")
-        )
+def scratch_project(tmp_path: Path, files: dict[str, str]) -> Path:
+    """This project's tool configuration, and ``files`` under examples/, in a scratch folder (the
+    commands run from the project, as the page says, on the scratch folder's files)."""
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    messy = tmp_path / "examples" / "messy.py"
-    messy.write_text("import sys\nimport os\nx=[1,2 ,3]\nprint(x, os.sep, sys.argv)\n")
-    script = command("format").replace("examples tests", f"{tmp_path}/examples {tmp_path}/tests")
-    ok(run(script))
-    assert messy.read_text() == "import os\nimport sys\n\nx = [1, 2, 3]\nprint(x, os.sep, sys.argv)\n"
+    for name, text in files.items():
+        (tmp_path / "examples" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "examples" / name).write_text(text)
+    (tmp_path / "tests").mkdir(exist_ok=True)
+    (tmp_path / "tests" / "test_nothing.py").write_text("")
+    return tmp_path
 
 
-def exercise_types(tmp_path: Path) -> None:
-    assert "Success: no issues found" in ok(run(command("types")))
+def in_scratch(name: str, project: Path) -> str:
+    """The page's command, pointed at the scratch project's examples/ and tests/."""
+    return command(name).replace("examples tests", f"{project}/examples {project}/tests")
 
 
-def exercise_services_up(tmp_path: Path) -> None:
+def exercise_format(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    messy = "import sys\nimport os\nx=[1,2 ,3]\nprint(x, os.sep, sys.argv)\n"
+    project = scratch_project(tmp_path, {"messy.py": messy})
+    ok(run(in_scratch("format", project)))
+    tidy = "import os\nimport sys\n\nx = [1, 2, 3]\nprint(x, os.sep, sys.argv)\n"
+    assert (project / "examples" / "messy.py").read_text() == tidy
+
+
+def exercise_types(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    sound = "def double(x: int) -> int:\n    return 2 * x\n"
+    project = scratch_project(tmp_path, {"sound.py": sound})
+    assert "Success: no issues found" in ok(run(in_scratch("types", project)))
+    (project / "examples" / "unsound.py").write_text("def double(x):\n    return 2 * x\n")
+    failed = run(in_scratch("types", project))
+    assert failed.returncode == 1
+    assert "unsound.py:1: error: Function is missing a type annotation" in failed.stdout
+    assert command("types") in (ROOT / ".ci" / "run").read_text(), "CI type-checks examples/ and tests/"
+
+
+def exercise_services_up(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     output = ok(run(command("services-up")))
     for name in ("postgres", "redis", "rabbitmq", "mongodb"):
         assert any(line.startswith(name) and "MISSING" not in line for line in output.splitlines()), output
 
 
-def exercise_system(tmp_path: Path) -> None:
-    busy = [port for port in (8000, 8001, 8002, 9101, 9102) if port_is_open(f"http://127.0.0.1:{port}")]
-    assert not busy, f"ports {busy} are taken: stop what runs there to test the system command"
-    system = subprocess.Popen(
-        ["bash", "-c", f"exec {command('system')}"], cwd=ROOT, stdout=subprocess.PIPE, text=True, env=_env()
-    )
-    try:
-        assert system.stdout is not None
-        lines = []
-        deadline = time.monotonic() + 120
-        for line in system.stdout:
-            lines.append(line)
-            if line.startswith("API: http://127.0.0.1:8000/docs"):
-                break
-            assert time.monotonic() < deadline, "".join(lines)
-        assert any(line.startswith("bot_service") for line in lines), "".join(lines)
-        with urllib.request.urlopen("http://127.0.0.1:8000/health/ready", timeout=5) as response:
-            assert response.status == 200
-        system.send_signal(signal.SIGINT)
-        assert system.wait(timeout=60) == 0
-    finally:
-        system.kill()
-        system.wait()
+def exercise_system(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    # The system tests' own system: the page's command, pointed at scratch stores and free ports.
+    # Its fixture sends Ctrl-C at the end of the run and fails unless every service stopped and
+    # the command exited 0.
+    system: System = request.getfixturevalue("system")
+    ports = system.ports
+    services = {"pg_data_service": ports.pg, "mongo_data_service": ports.mongo, "api_service": ports.api}
+    services |= {"worker_service": ports.worker, "bot_service": ports.bot}
+    reported = {line.split()[0] for line in system.started if line.rstrip().endswith("/health/ready")}
+    assert reported == set(services), "".join(system.started)
+    for name, port in services.items():
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=5) as response:
+            assert response.status == 200, name
 
 
-def exercise_migrate(tmp_path: Path) -> None:
+def exercise_migrate(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     ok(run(command("migrate")))
 
 
-def exercise_run_service(tmp_path: Path) -> None:
+def exercise_run_service(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     port = free_port()
     script = command("run-service").replace(
         "uv run python -m pg_data_service", f"PORT={port} uv run python -m pg_data_service"
@@ -207,30 +235,31 @@ def exercise_run_service(tmp_path: Path) -> None:
         service.wait(timeout=30)
 
 
-def exercise_architecture(tmp_path: Path) -> None:
+def exercise_architecture(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     assert "0 broken" in ok(run(command("architecture")))
 
 
-def exercise_bench_http(tmp_path: Path) -> None:
+def exercise_bench_http(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     output = ok(run(f"BENCH_SCALE=0.01 BENCH_OUTPUT_DIR={tmp_path} {command('bench-http')}"))
     assert "| pg_data_service | aiohttp | 16 |" in output
     assert (tmp_path / "benchmarks" / "results" / "http_clients.json").is_file()
     assert (tmp_path / "docs" / "assets" / "benchmarks" / "http_clients.png").stat().st_size > 10_000
 
 
-def exercise_bench_isolation(tmp_path: Path) -> None:
+def exercise_bench_isolation(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     output = ok(run(f"BENCH_ROUNDS=2 {command('bench-isolation')}"))
     assert "| PostgreSQL database | local |" in output
 
 
-def exercise_bench_events(tmp_path: Path) -> None:
+def exercise_bench_events(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     output = ok(run(f"BENCH_SCALE=0.01 BENCH_OUTPUT_DIR={tmp_path} {command('bench-events')}"))
     assert "| publish with confirms, one at a time |" in output
     assert (tmp_path / "docs" / "assets" / "benchmarks" / "event_publishing.png").stat().st_size > 10_000
 
 
-def exercise_bench_observability(tmp_path: Path) -> None:
-    output = ok(run(f"BENCH_SCALE=0.01 BENCH_OUTPUT_DIR={tmp_path} {command('bench-observability')}"))
+def exercise_bench_observability(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    tiny = f"BENCH_SCALE=0.01 BENCH_ROUNDS=1 BENCH_OUTPUT_DIR={tmp_path}"
+    output = ok(run(f"{tiny} {command('bench-observability')}"))
     assert "| observed, all traced |" in output
     measured = json.loads((tmp_path / "benchmarks" / "results" / "observability_overhead.json").read_text())
     assert measured["results"]["bare"]["otlp_batches"] == 0
@@ -239,10 +268,10 @@ def exercise_bench_observability(tmp_path: Path) -> None:
     assert plot.stat().st_size > 10_000
 
 
-def exercise_bench_dashboards(tmp_path: Path) -> None:
+def exercise_bench_dashboards(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     if shutil.which("prometheus") is None:
         skip_or_fail("prometheus is not installed (Debian: apt-get install prometheus)")
-    output = ok(run(f"BENCH_SCALE=0.05 BENCH_OUTPUT_DIR={tmp_path} {command('bench-dashboards')}"))
+    output = ok(run(f"BENCH_SCALE=0.03 BENCH_OUTPUT_DIR={tmp_path} {command('bench-dashboards')}"))
     assert "| POST /orders → 201 |" in output
     pictures = sorted((tmp_path / "docs" / "assets" / "dashboards").glob("*.png"))
     boards = sorted((ROOT / "examples" / "deploy" / "grafana" / "dashboards").glob("*.json"))
@@ -250,19 +279,19 @@ def exercise_bench_dashboards(tmp_path: Path) -> None:
     assert all(p.stat().st_size > 20_000 for p in pictures)
 
 
-def exercise_ci(tmp_path: Path) -> None:
+def exercise_ci(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     assert command("ci") == "bash .ci/run"
     ok(run("bash -n .ci/run"))
     script = (ROOT / ".ci" / "run").read_text()
-    assert "REQUIRE_SERVICES=1 uv run pytest" in script
     for line in [*command("lint").splitlines(), command("types")]:
         assert line in script, f".ci/run does not run {line!r}"
 
 
-EXERCISES: dict[str, Callable[[Path], None]] = {
+EXERCISES: dict[str, Exercise] = {
     "setup": exercise_setup,
     "serve": exercise_serve,
     "build": exercise_build,
+    "build-zensical": exercise_build_zensical,
     "test": exercise_test,
     "test-required": exercise_test_required,
     "test-browser": exercise_test_browser,
@@ -283,9 +312,25 @@ EXERCISES: dict[str, Callable[[Path], None]] = {
     "bench-events": exercise_bench_events,
     "bench-observability": exercise_bench_observability,
     "bench-dashboards": exercise_bench_dashboards,
+    "bench-dev-loop": exercise_bench_dev_loop,
+}
+# Commands that share a fixture run on one xdist worker, so it is made once.
+SHARED = {
+    "serve": "dev-loop",
+    "bench-dev-loop": "dev-loop",
+    "test-required": "dev-loop",
+    "system": "system",  # the system tests' running system (tests/system/running.py)
+    "migrate": "test-database",
+    "run-service": "test-database",
 }
 
 
-@pytest.mark.parametrize("name", SECTIONS)
-def test_command_on_the_page_works(name: str, tmp_path: Path) -> None:
-    EXERCISES[name](tmp_path)
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=pytest.mark.xdist_group(SHARED[name])) if name in SHARED else name
+        for name in SECTIONS
+    ],
+)
+def test_command_on_the_page_works(name: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    EXERCISES[name](tmp_path, request)

@@ -50,16 +50,6 @@ def open_page(context: BrowserContext, url: str) -> tuple[Page, list[str], list[
     return page, errors, foreign
 
 
-@pytest.mark.parametrize("path", sorted(PAGES))
-def test_page_loads_without_console_errors_or_requests_to_other_hosts(
-    context: BrowserContext, site_url: str, path: str
-) -> None:
-    page, errors, foreign = open_page(context, site_url + path)
-    assert page.locator("h1").first.is_visible()
-    assert errors == [], f"{PAGES[path]}: console errors"
-    assert foreign == [], f"{PAGES[path]}: requests to other hosts"
-
-
 def diagrams() -> list[tuple[str, int, str]]:
     """Every mermaid diagram in the sources: (page, line, text)."""
     found = []
@@ -82,83 +72,93 @@ def diagram_errors(page: Page, sources: list[tuple[str, int, str]]) -> list[str]
     return errors
 
 
-def test_every_mermaid_diagram_in_the_sources_parses(context: BrowserContext, site_url: str) -> None:
+def test_every_diagram_parses_and_a_broken_one_is_reported_with_page_and_line(
+    context: BrowserContext, site_url: str
+) -> None:
     page, _, _ = open_page(context, site_url)
     assert diagrams(), "the site has diagrams to check"
     assert diagram_errors(page, diagrams()) == []
-
-
-def test_a_broken_diagram_is_reported_with_page_and_line(context: BrowserContext, site_url: str) -> None:
-    page, _, _ = open_page(context, site_url)
-    broken = [("docs/broken.md", 7, "flowchart LR\n  a -->")]
-    [error] = diagram_errors(page, broken)
+    [error] = diagram_errors(page, [("docs/broken.md", 7, "flowchart LR\n  a -->")])
     assert error.startswith("docs/broken.md:7: mermaid: ")
 
 
-@pytest.mark.parametrize(
-    "path", sorted(path for path, source in PAGES.items() if "```mermaid" in source.read_text())
-)
-def test_each_diagram_on_a_page_becomes_an_svg(context: BrowserContext, site_url: str, path: str) -> None:
-    page, _, _ = open_page(context, site_url + path)
-    expected = sum(1 for block in fenced_blocks(PAGES[path].read_text()) if block.language == "mermaid")
-    page.wait_for_function(
-        RENDERED_DIAGRAMS,
-        arg=expected,
-        timeout=15_000,
-    )
+def check_diagrams(page: Page, source: Path) -> None:
+    """Each mermaid block of the page's source is drawn as an SVG, none as a syntax error."""
+    expected = sum(1 for block in fenced_blocks(source.read_text()) if block.language == "mermaid")
+    if expected:
+        page.wait_for_function(RENDERED_DIAGRAMS, arg=expected, timeout=15_000)
     texts = page.eval_on_selector_all(".mermaid", "els => els.map(e => e.shadowRoot.textContent)")
     assert len(texts) == expected
     assert not [text for text in texts if "Syntax error" in text]
 
 
-@pytest.mark.parametrize(
-    ("term", "expected_path"),
-    [
-        ("testcontainers", "patterns/testing/real-services/"),
-        ("check_paths", "about/how-this-site-stays-true/"),
-        ("outbox", "guides/EVENT_DRIVEN_GUIDE/"),
-        ("keyset", "patterns/data-services/pagination/"),
-        ("lint-imports", "guides/DEVELOPMENT_COMMANDS/"),
-    ],
-)
-def test_search_finds_the_page_that_explains_a_term(
-    context: BrowserContext, site_url: str, term: str, expected_path: str
-) -> None:
-    page, _, _ = open_page(context, site_url)
-    page.locator(".md-search__input").click()
-    page.keyboard.type(term)
-    first = page.locator(".md-search-result__item a").first
-    first.wait_for(timeout=10_000)
-    assert urlsplit(first.get_attribute("href") or "").path.lstrip("/").startswith(expected_path)
-    assert page.locator(".md-search-result mark").count() > 0, "matches are highlighted"
+# For each snippet's source link: the file and section it names; and, marked with data-test-* attributes
+# so one locator finds them, the copy button of its block and the label of the content tab holding it.
+MARK_SNIPPETS = """() => [...document.querySelectorAll('.snippet-source')].map((source, i) => {
+    let block = source.closest('p').previousElementSibling;
+    while (block && !block.classList.contains('highlight')) block = block.previousElementSibling;
+    block.querySelector('button[data-md-type=copy]').setAttribute('data-test-copy', i);
+    const tab = block.closest('.tabbed-block');
+    if (tab) {
+        const position = [...tab.parentElement.children].indexOf(tab);
+        tab.closest('.tabbed-set').querySelectorAll('label')[position].setAttribute('data-test-tab', i);
+    }
+    return [source.dataset.path, source.dataset.section];
+})"""
 
 
-@pytest.mark.parametrize(
-    "path", sorted(path for path, source in PAGES.items() if '--8<-- "examples/' in source.read_text())
-)
-def test_copy_button_copies_exactly_the_code_of_the_included_section(
+def check_copy_buttons(page: Page, source: Path) -> None:
+    """Each snippet's copy button copies exactly the section of the file it names, nothing more."""
+    snippets: list[list[str]] = page.evaluate(MARK_SNIPPETS)
+    includes = sum(1 for block in fenced_blocks(source.read_text()) if block.language != "mermaid")
+    assert len(snippets) == includes
+    for index, (path, section) in enumerate(snippets):
+        tab = page.locator(f"[data-test-tab='{index}']")
+        if tab.count():  # content tabs hide all but the first block: show this one's
+            tab.click()
+        page.locator(f"[data-test-copy='{index}']").click()  # a real click, as a reader's
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert copied.rstrip("\n") == read_section(ROOT / path, section).rstrip("\n"), (
+            f"{source}: block {index}"
+        )
+
+
+@pytest.mark.parametrize("path", sorted(PAGES))
+def test_page_draws_its_diagrams_copies_its_snippets_and_asks_no_other_host(
     context: BrowserContext, site_url: str, path: str
 ) -> None:
-    page, _, _ = open_page(context, site_url + path)
-    sources = page.locator(".snippet-source")
-    assert sources.count() > 0
-    for index in range(sources.count()):
-        source = sources.nth(index)
-        block = source.locator("xpath=ancestor::p[1]/preceding-sibling::div[contains(@class,'highlight')][1]")
-        # Content tabs hide all but the first block: show the tab that holds this one.
-        tab = block.locator("xpath=ancestor::div[contains(@class,'tabbed-block')][1]")
-        if tab.count():
-            position = tab.evaluate("t => [...t.parentElement.children].indexOf(t)")
-            block.locator("xpath=ancestor::div[contains(@class,'tabbed-set')][1]").locator("label").nth(
-                position
-            ).click()
-        block.hover()
-        block.locator("button[data-md-type=copy]").click()
-        copied = page.evaluate("navigator.clipboard.readText()")
-        expected = read_section(
-            ROOT / str(source.get_attribute("data-path")), str(source.get_attribute("data-section"))
-        )
-        assert copied.rstrip("\n") == expected.rstrip("\n"), f"{PAGES[path]}: block {index}"
+    page, errors, foreign = open_page(context, site_url + path)
+    assert page.locator("h1").first.is_visible()
+    check_diagrams(page, PAGES[path])
+    check_copy_buttons(page, PAGES[path])
+    assert errors == [], f"{PAGES[path]}: console errors"
+    assert foreign == [], f"{PAGES[path]}: requests to other hosts"
+
+
+SEARCHES = {
+    "testcontainers": "patterns/testing/real-services/",
+    "check_paths": "about/how-this-site-stays-true/",
+    "outbox": "guides/EVENT_DRIVEN_GUIDE/",
+    "keyset": "patterns/data-services/pagination/",
+    "lint-imports": "guides/DEVELOPMENT_COMMANDS/",
+}
+
+
+def test_search_finds_the_page_that_explains_each_term(context: BrowserContext, site_url: str) -> None:
+    page, _, _ = open_page(context, site_url)
+    search = page.locator(".md-search__input")
+    search.click()
+    for term, expected_path in SEARCHES.items():
+        search.fill("")
+        search.press("End")  # no query, no results: the next results are this term's
+        page.wait_for_function("() => !document.querySelector('.md-search-result__item')", timeout=10_000)
+        search.fill(term)  # the whole term at once: typing it would show results of its prefixes first
+        search.press("End")
+        first = page.locator(".md-search-result__item a").first
+        first.wait_for(timeout=10_000)
+        found = urlsplit(first.get_attribute("href") or "").path.lstrip("/")
+        assert found.startswith(expected_path), f"search for {term!r} led first to {found}"
+        assert page.locator(".md-search-result mark").count() > 0, f"matches of {term!r} are highlighted"
 
 
 def test_dark_mode_toggle_switches_the_palette_and_is_remembered(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
-from bs4 import BeautifulSoup
+from lxml import html
 
 LINK_ATTRIBUTES = {"a": "href", "link": "href", "script": "src", "img": "src", "source": "src"}
 SITE_URL = "http://127.0.0.1:8800/"  # the default site_url: absolute links to it are internal
@@ -24,22 +24,15 @@ def target_file(site: Path, page: Path, link: str) -> tuple[Path, str] | None:
 
 
 def broken_links(site: Path) -> list[str]:
-    ids: dict[Path, set[str]] = {}
-    soups = {
-        page: BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser") for page in site.rglob("*.html")
-    }
-    for page, soup in soups.items():
-        ids[page] = {str(tag["id"]) for tag in soup.find_all(id=True)} | {
-            str(tag["name"]) for tag in soup.find_all("a", attrs={"name": True})
-        }
+    trees = {page: html.fromstring(page.read_bytes()) for page in site.rglob("*.html")}
+    ids = {page: set(tree.xpath("//@id")) | set(tree.xpath("//a/@name")) for page, tree in trees.items()}
     broken = []
-    for page, soup in soups.items():
+    for page, tree in trees.items():
         if page.name == "404.html":
             continue  # its links are relative to wherever the missing page was asked for
         for tag_name, attribute in LINK_ATTRIBUTES.items():
-            for tag in soup.find_all(tag_name, attrs={attribute: True}):
-                link = str(tag[attribute])
-                resolved = target_file(site, page, link)
+            for link in tree.xpath(f"//{tag_name}/@{attribute}"):
+                resolved = target_file(site, page, str(link))
                 if resolved is None:
                     continue
                 path, fragment = resolved

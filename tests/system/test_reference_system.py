@@ -10,8 +10,9 @@ import asyncpg
 import httpx
 from pymongo import AsyncMongoClient
 
-from patterns.testing.pytest_fixtures import MongoTarget
-from tests.system.conftest import System
+from tests.system.running import SHARED_SYSTEM, System
+
+pytestmark = SHARED_SYSTEM
 
 CHAT = 777001
 ITEMS = [{"sku": "book-1", "quantity": 2, "unit_price": "12.50"}]
@@ -25,9 +26,7 @@ async def eventually(check: Any, timeout: float = 20) -> Any:
     return result
 
 
-async def test_register_order_confirm_and_ask_the_bot(
-    system: System, postgres_url: str, mongo_target: MongoTarget
-) -> None:
+async def test_register_order_confirm_and_ask_the_bot(system: System) -> None:
     api_url, telegram = system.api_url, system.telegram
     async with httpx.AsyncClient(base_url=api_url, timeout=10) as api:
         # 1. register through the API, then link the Telegram chat (optimistic concurrency)
@@ -59,18 +58,18 @@ async def test_register_order_confirm_and_ask_the_bot(
     replies = await telegram.replies(CHAT, 2, timeout=15)
     assert replies[1] == f"Your latest orders:\n#{order['id']} · confirmed · 25.00"
 
-    # 6. both stores hold exactly one of each
-    connection = await asyncpg.connect(postgres_url)
+    # 6. both stores hold exactly one of each for this user
+    connection = await asyncpg.connect(system.database_url)
     try:
-        rows = await connection.fetch("SELECT status, version FROM orders")
+        rows = await connection.fetch("SELECT status, version FROM orders WHERE user_id = $1", user["id"])
     finally:
         await connection.close()
     assert [(r["status"], r["version"]) for r in rows] == [("confirmed", 2)]
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_target.url)
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(system.mongo.url)
     try:
         docs = (
-            await mongo[mongo_target.database]
-            .activity.find({}, {"_id": 0, "kind": 1, "payload": 1})
+            await mongo[system.mongo.database]
+            .activity.find({"user_id": user["id"]}, {"_id": 0, "kind": 1, "payload": 1})
             .to_list()
         )
     finally:
