@@ -9,16 +9,17 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-SITE_SOURCES = ("docs", "examples", "overrides", "mkdocs.yml", "CLAUDE.md")
+# Pages include examples/ (code), CLAUDE.md (the AI guide) and benchmarks/results/ (measured tables).
+SITE_SOURCES = ("docs", "examples", "overrides", "benchmarks/results", "mkdocs.yml", "CLAUDE.md")
 
 
 def copy_site_sources(root: Path, target: Path) -> Path:
     """Copy the site sources of the project at ``root`` into ``target``; return ``target``."""
-    target.mkdir(parents=True, exist_ok=True)
     for name in SITE_SOURCES:
-        source = root / name
+        source, copy = root / name, target / name
+        copy.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
-            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__", ".*"))
+            shutil.copytree(source, copy, ignore=shutil.ignore_patterns("__pycache__", ".*"))
         else:
-            shutil.copy(source, target / name)
+            shutil.copy(source, copy)
     return target
