@@ -2,14 +2,16 @@
 
 The commands come from the sections of examples/commands/development.sh, the same
 text the page shows. Nothing here runs a whole tool again that the run itself or
-``.ci/run`` already runs on the same files:
+``.ci/run`` already runs on the same files, and what the run makes anyway is reused:
 
-* the three commands that would start this very suite again run with
-  ``--collect-only`` on one file (or folder), which proves the command line, the
-  configuration and the plugins without recursing; ``.ci/run`` runs the README's
-  command itself, exactly as the page shows it;
-* ``build`` and ``build-zensical`` are the session's own site builds
-  (``tests/site_builds.py``), which the site tests read;
+* ``test`` and ``test-browser`` would start this very suite again: they run with
+  ``--collect-only`` on one file or folder, which proves the command line, the
+  configuration and the plugins without recursing; ``test-required`` runs for real on
+  one file inside the dev-loop run, and ``.ci/run`` runs it, as the page shows it, on
+  everything;
+* ``build`` and ``build-zensical`` are the run's own site builds (``tests/site_builds.py``),
+  ``system`` is the system tests' running system (``tests/system/running.py``), and
+  ``serve`` is timed, with a page and an example file edited, by the dev-loop run;
 * ``types`` runs ``mypy --strict`` as written on a scratch project with one sound and
   one unsound file, and ``.ci/run`` runs it on examples/ and tests/;
 * ``ruff format`` runs on a scratch copy, so the test never rewrites the working tree.
@@ -86,10 +88,9 @@ def dev_loop(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tests = "tests/docs/test_tech_stack.py --no-cov -n 0"
     tiny = f"--here --rounds 1 --skip build --tests '{tests}'"
     ok(run(f"BENCH_OUTPUT_DIR={output} {command('bench-dev-loop')} {tiny}"))
-    runs: dict[str, Any] = json.loads((output / "benchmarks" / "results" / "dev_loop.json").read_text())[
-        "runs"
-    ]
-    return runs["latest"] | {"table": (output / "benchmarks" / "results" / "dev_loop.md").read_text()}
+    results = output / "benchmarks" / "results"
+    latest: dict[str, Any] = json.loads((results / "dev_loop.json").read_text())["runs"]["latest"]
+    return latest | {"table": (results / "dev_loop.md").read_text()}
 
 
 def exercise_serve(tmp_path: Path, request: pytest.FixtureRequest) -> None:
@@ -101,6 +102,7 @@ def exercise_serve(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     assert len(rebuilt) == 2
     assert rebuilt[0].startswith("rebuild after editing examples/")
     assert rebuilt[1] == "rebuild after editing one page"
+    assert all(measured[name]["runs"] == 1 for name in rebuilt), measured  # each edit was shown in time
 
 
 def exercise_bench_dev_loop(tmp_path: Path, request: pytest.FixtureRequest) -> None:
