@@ -28,13 +28,17 @@ def command(name: str) -> str:
     return read_section(COMMANDS, name).strip()
 
 
+def reader_env() -> dict[str, str]:
+    """This environment as a reader's shell has it: no REQUIRE_SERVICES, no mkdocs 2.0 banner."""
+    return {k: v for k, v in os.environ.items() if k != "REQUIRE_SERVICES"} | {"NO_MKDOCS_2_WARNING": "1"}
+
+
 def run_script(script: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run a shell command line as a reader would; no REQUIRE_SERVICES, no mkdocs 2.0 banner."""
-    env = {k: v for k, v in os.environ.items() if k != "REQUIRE_SERVICES"} | {"NO_MKDOCS_2_WARNING": "1"}
+    """Run a shell command line as a reader would."""
     return subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=cwd,
-        env=env,
+        env=reader_env(),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -35,14 +35,10 @@ import pytest
 from docs_tooling.snippet_guard import sections_in
 from patterns.testing.pytest_fixtures import skip_or_fail
 from patterns.testing.service_resolution import free_port, port_is_open
-from tests.site_builds import COMMANDS, ROOT, command, run_script
+from tests.site_builds import COMMANDS, ROOT, command, reader_env, run_script
 from tests.system.running import System
 
 SECTIONS = sorted(sections_in(COMMANDS))
-
-
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != "REQUIRE_SERVICES"} | {"NO_MKDOCS_2_WARNING": "1"}
 
 
 def run(script: str, cwd: Path = ROOT, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -223,7 +219,7 @@ def exercise_run_service(tmp_path: Path, request: pytest.FixtureRequest) -> None
     script = command("run-service").replace(
         "uv run python -m pg_data_service", f"PORT={port} uv run python -m pg_data_service"
     )
-    service = subprocess.Popen(["bash", "-c", script], cwd=ROOT, env=_env(), start_new_session=True)
+    service = subprocess.Popen(["bash", "-c", script], cwd=ROOT, env=reader_env(), start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         while not port_is_open(f"http://127.0.0.1:{port}"):
