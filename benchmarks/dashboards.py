@@ -37,9 +37,9 @@ import httpx
 import matplotlib
 from publishing import OUTPUT, save, stamp
 
-from patterns.testing.fake_telegram import FakeTelegram
 from patterns.testing.isolation import mongo_database, postgres_database, rabbitmq_vhost, redis_namespace
-from patterns.testing.service_resolution import free_port
+from reference_system.fake_telegram import FakeTelegram
+from reference_system.ports import free_port
 from reference_system.processes import Ports, local_config, running_system
 from reference_system.prometheus import running_prometheus, wait_for_targets
 

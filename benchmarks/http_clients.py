@@ -35,7 +35,7 @@ from publishing import OUTPUT, save, stamp
 from pyreqwest.client import ClientBuilder
 
 from patterns.testing.isolation import postgres_database
-from patterns.testing.service_resolution import free_port, port_is_open
+from reference_system.ports import free_port, port_is_open
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # the Agg backend is chosen above, before this import

@@ -40,7 +40,7 @@ from http_clients import REQUESTS, measure, start_service
 from publishing import OUTPUT, save, stamp
 
 from patterns.testing.isolation import postgres_database
-from patterns.testing.service_resolution import free_port, port_is_open
+from reference_system.ports import free_port, port_is_open
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # the Agg backend is chosen above, before this import

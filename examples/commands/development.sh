@@ -105,7 +105,7 @@ uv run mypy --strict examples tests
 # --8<-- [end:types]
 
 # --8<-- [start:services-up]
-uv run python -m patterns.testing.service_resolution
+uv run python -m patterns.testing.services_up
 # --8<-- [end:services-up]
 
 # --8<-- [start:ci]

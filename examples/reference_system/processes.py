@@ -14,14 +14,15 @@ import os
 import secrets
 import signal
 import sys
-import time
 import urllib.request
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
-from patterns.testing.fake_telegram import FakeTelegram, fake_telegram
-from patterns.testing.service_resolution import port_is_open, start_nx_27017
+from reference_system.fake_telegram import FakeTelegram, fake_telegram
+from reference_system.nx_27017 import start_nx_27017
+from reference_system.ports import port_is_open
+from reference_system.waiting import eventually
 
 TOKEN_CALLERS = ("api", "bot", "worker")
 
@@ -145,15 +146,16 @@ def plan(config: SystemConfig) -> list[list[Step]]:
 
 async def wait_ready(running: Running, timeout: float = 30) -> None:
     """Poll the readiness URL until it answers 200; fail fast if the process exits."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if running.process.returncode is not None:
-            raise RuntimeError(f"{running.name} exited with {running.process.returncode} during start-up")
-        if await asyncio.to_thread(_is_ready, running.url):
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{running.name} was not ready at {running.url} within {timeout:.0f} s")
-        await asyncio.sleep(0.2)
+
+    def exited() -> str | None:
+        code = running.process.returncode
+        return None if code is None else f"{running.name} exited with {code} during start-up"
+
+    async def ready() -> bool:
+        return await asyncio.to_thread(_is_ready, running.url)
+
+    what = f"{running.name} ready at {running.url}"
+    await eventually(ready, what, timeout=timeout, interval=0.2, abort=exited)
 
 
 def _is_ready(url: str) -> bool:

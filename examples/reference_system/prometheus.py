@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import time
 import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,8 +20,9 @@ from typing import Any
 
 import yaml
 
-from patterns.testing.service_resolution import free_port
+from reference_system.ports import free_port
 from reference_system.processes import Ports
+from reference_system.waiting import eventually
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "prometheus"
 JOBS = {
@@ -78,15 +78,18 @@ async def wait_for_targets(url: str, count: int, timeout: float = 30) -> None:
     Unavailable`` in plain text, then lists targets not yet scraped: every one of those
     answers means "not yet", not an error.
     """
-    deadline = time.monotonic() + timeout
-    while (targets := await asyncio.to_thread(_active_targets, url)) is None or not (
-        len(targets) == count and all(target.get("health") == "up" for target in targets)
-    ):
-        if time.monotonic() > deadline:
-            raise TimeoutError(
-                f"Prometheus at {url} did not see {count} targets up within {timeout:.0f} s: {targets}"
-            )
-        await asyncio.sleep(0.25)
+    seen: list[list[dict[str, Any]] | None] = [None]
+
+    async def all_up() -> bool:
+        seen[0] = targets = await asyncio.to_thread(_active_targets, url)
+        return targets is not None and len(targets) == count and all(t.get("health") == "up" for t in targets)
+
+    try:
+        await eventually(
+            all_up, f"Prometheus at {url} seeing {count} targets up", timeout=timeout, interval=0.25
+        )
+    except TimeoutError as error:
+        raise TimeoutError(f"{error}; it saw {seen[0]}") from None
 
 
 def _active_targets(url: str) -> list[dict[str, Any]] | None:

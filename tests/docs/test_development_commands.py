@@ -34,7 +34,7 @@ import pytest
 
 from docs_tooling.snippet_guard import sections_in
 from patterns.testing.pytest_fixtures import skip_or_fail
-from patterns.testing.service_resolution import free_port, port_is_open
+from reference_system.ports import free_port, port_is_open
 from tests.site_builds import COMMANDS, ROOT, command, reader_env, run_script
 from tests.system.running import System
 

@@ -27,10 +27,11 @@ import pytest_asyncio
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from patterns.testing.fake_telegram import FakeTelegram, fake_telegram
 from patterns.testing.isolation import mongo_database, postgres_database, rabbitmq_vhost, redis_namespace
 from patterns.testing.pytest_fixtures import MongoTarget
-from patterns.testing.service_resolution import Found, free_port, port_is_open
+from patterns.testing.service_resolution import Found
+from reference_system.fake_telegram import FakeTelegram, fake_telegram
+from reference_system.ports import free_port, port_is_open
 from reference_system.processes import PORT_VARIABLES, Ports
 from tests.site_builds import ROOT, command
 

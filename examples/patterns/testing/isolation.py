@@ -23,7 +23,8 @@ import asyncpg
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
-from patterns.testing.service_resolution import Unavailable, unique_name, with_path
+from patterns.testing.service_resolution import Unavailable
+from patterns.testing.urls import unique_name, with_path
 
 
 # --8<-- [start:postgres]

@@ -29,9 +29,9 @@ from patterns.testing.service_resolution import (
     Dependency,
     Found,
     Unavailable,
-    redact,
     resolve,
 )
+from shared.observability.logs import redact
 
 if TYPE_CHECKING:
     from patterns.testing.spans import SpanRecorder

@@ -19,7 +19,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from patterns.testing.service_resolution import Unavailable, free_port, unique_name
+from patterns.testing.service_resolution import Unavailable
+from patterns.testing.urls import unique_name
+from reference_system.ports import free_port
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 
@@ -18,7 +17,8 @@ import uvicorn
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
-from patterns.testing.service_resolution import free_port
+from reference_system.ports import free_port
+from reference_system.waiting import eventually, eventually_blocking
 
 
 # --8<-- [start:serve]
@@ -30,12 +30,15 @@ async def serving(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
+
+    def stopped() -> str | None:
+        if task.done():
+            task.result()  # start-up failed: raise its error here
+            return "uvicorn stopped before it started"
+        return None
+
     try:
-        while not server.started:
-            if task.done():
-                task.result()  # start-up failed: raise its error here
-                raise RuntimeError("uvicorn stopped before it started")
-            await asyncio.sleep(0.01)
+        await eventually(lambda: server.started, "uvicorn started", interval=0.01, abort=stopped)
         yield f"http://127.0.0.1:{config.port}"
     finally:
         server.should_exit = True
@@ -50,12 +53,14 @@ def serving_in_thread(app: ASGIApp) -> Iterator[str]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
+
+    def stopped() -> str | None:
+        return None if thread.is_alive() else "uvicorn stopped before it started"
+
     try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
+        eventually_blocking(
+            lambda: server.started, "uvicorn started", timeout=20, interval=0.01, abort=stopped
+        )
         yield f"http://127.0.0.1:{config.port}"
     finally:
         server.should_exit = True

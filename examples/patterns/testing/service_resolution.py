@@ -2,7 +2,8 @@
 
 The order is the same for every dependency: an env URL, then the service on its
 default local port, then a Testcontainers container where a Docker engine is
-reachable; MongoDB has one more step, the ``nx-27017`` wire-protocol server.
+reachable; MongoDB has one more step, the ``nx-27017`` wire-protocol server
+(``reference_system.nx_27017``, which the local system starts too).
 When nothing is found the caller gets :class:`Unavailable` with the reason,
 which a pytest fixture turns into a skip (or a failure under ``REQUIRE_SERVICES=1``).
 
@@ -21,19 +22,14 @@ with ExitStack() as stack:
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-import uuid
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+
+from reference_system.nx_27017 import NotInstalled, start_nx_27017
+from reference_system.ports import port_is_open
+from reference_system.waiting import Aborted
+from shared.observability.logs import redact
 
 
 class Unavailable(Exception):
@@ -113,16 +109,6 @@ def resolve(dependency: Dependency, stack: ExitStack, environ: Mapping[str, str]
     # --8<-- [end:resolve]
 
 
-def port_is_open(url: str, timeout: float = 0.5) -> bool:
-    """True when something accepts TCP connections at the URL's host and port."""
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 0), timeout):
-            return True
-    except OSError:
-        return False
-
-
 def docker_engine_reachable() -> bool:
     """True when a Docker engine answers a ping (the client alone is not enough)."""
     try:
@@ -137,60 +123,12 @@ def docker_engine_reachable() -> bool:
         return False
 
 
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for_port(url: str, process: subprocess.Popen[Any], timeout: float = 20.0) -> None:
-    """Wait until ``url`` accepts connections; fail fast if ``process`` dies first."""
-    deadline = time.monotonic() + timeout
-    while not port_is_open(url, timeout=0.2):
-        if process.poll() is not None:
-            raise Unavailable(f"{process.args!r} exited with {process.returncode} before listening")
-        if time.monotonic() > deadline:
-            raise Unavailable(f"{process.args!r} did not listen at {url} within {timeout:.0f} s")
-        time.sleep(0.1)
-
-
-# --8<-- [start:nx-27017]
-def start_nx_27017(stack: ExitStack) -> str:
-    """Start the nx-27017 MongoDB wire-protocol server on a free port; stop it with ``stack``."""
-    server = shutil.which("nx-27017") or str(Path(sys.executable).with_name("nx-27017"))
-    if not Path(server).exists():
-        raise Unavailable("mongodb: nx-27017 is not installed (uv sync installs it)")
-    data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nx-27017-")))
-    url = f"mongodb://127.0.0.1:{free_port()}/"
-    process = subprocess.Popen(
-        [
-            server,
-            "--data-dir",
-            str(data),
-            "--port",
-            str(urlsplit(url).port),
-            "--pid-file",
-            str(data / "pid"),
-            "--log-file",
-            str(data / "log"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    stack.callback(_stop, process)
-    wait_for_port(url, process)
-    return url
-    # --8<-- [end:nx-27017]
-
-
-def _stop(process: subprocess.Popen[Any]) -> None:
-    process.terminate()
+def nx_27017(stack: ExitStack) -> str:
+    """The nx-27017 stand-in (``reference_system.nx_27017``), as a last resort for MongoDB."""
     try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        return start_nx_27017(stack)
+    except (NotInstalled, Aborted, TimeoutError) as error:
+        raise Unavailable(str(error)) from error
 
 
 # --8<-- [start:catalogue]
@@ -204,35 +142,10 @@ MONGODB = Dependency(
     "MONGODB_URL",
     "mongodb://127.0.0.1:27017/",
     _mongodb_container,
-    fallback=start_nx_27017,
+    fallback=nx_27017,
     fallback_name="nx-27017",
 )
 # --8<-- [end:catalogue]
-
-
-def redact(url: str) -> str:
-    """``url`` with its password replaced by ``***``, fit for a report."""
-    parts = urlsplit(url)
-    return url.replace(f":{parts.password}@", ":***@") if parts.password else url
-
-
-def unique_name(prefix: str) -> str:
-    """A name no other test uses: ``prefix`` plus 12 hex digits."""
-    return f"{prefix}{uuid.uuid4().hex[:12]}"
-
-
-def with_path(url: str, path: str) -> str:
-    """``url`` with its path (database name, vhost) replaced by ``path``.
-
-    ```py
-    from patterns.testing.service_resolution import with_path
-
-    print(with_path("postgresql://postgres@127.0.0.1:5432/test", "test_1a2b3c"))
-    #> postgresql://postgres@127.0.0.1:5432/test_1a2b3c
-    ```
-    """
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + path))
 
 
 # --8<-- [start:report]
@@ -248,16 +161,4 @@ def describe(dependency: Dependency, environ: Mapping[str, str] = os.environ) ->
         return True, f"{dependency.name:9} {dependency.fallback_name:15} (will be started on a free port)"
     hint = f"set ${dependency.env_var} or start it on {dependency.local_url}"
     return False, f"{dependency.name:9} MISSING         {hint}"
-
-
-def main() -> int:
-    """Print where the tests would find each service; exit 1 if one is missing."""
-    results = [describe(dependency) for dependency in (POSTGRES, REDIS, RABBITMQ, MONGODB)]
-    for _, line in results:
-        print(line)
-    return 0 if all(found for found, _ in results) else 1
     # --8<-- [end:report]
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from patterns.testing.service_resolution import free_port
+from reference_system.ports import free_port
 
 
 # --8<-- [start:proxy]

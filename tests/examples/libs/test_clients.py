@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import SecretStr
 
 from patterns.testing.servers import serving
-from patterns.testing.service_resolution import free_port
+from reference_system.ports import free_port
 from shared.clients.errors import (
     Conflict,
     DataServiceError,

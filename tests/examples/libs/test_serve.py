@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from patterns.testing.service_resolution import free_port
+from reference_system.ports import free_port
 from shared.serve import serve
 from shared.settings import ServiceSettings
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from patterns.testing.pytest_fixtures import MongoTarget
-from patterns.testing.service_resolution import free_port, port_is_open
+from reference_system.ports import free_port, port_is_open
 from reference_system.processes import Ports, SystemConfig, plan, running_system
 
 

@@ -51,5 +51,5 @@ async def test_a_starting_prometheus_is_waited_for_through_every_kind_of_not_rea
 
 async def test_a_target_that_never_comes_up_ends_the_wait_with_what_was_seen() -> None:
     async with prometheus_answering(targets("up", "down")) as url:
-        with pytest.raises(TimeoutError, match=r"did not see 2 targets up within 1 s: \[.*'down'"):
+        with pytest.raises(TimeoutError, match=r"seeing 2 targets up: not within 1 s; it saw \[.*'down'"):
             await wait_for_targets(url, count=2, timeout=1)

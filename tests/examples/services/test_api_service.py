@@ -17,7 +17,7 @@ from api_service.app import create_app
 from api_service.settings import Settings
 from patterns.testing.pytest_fixtures import RedisTarget
 from patterns.testing.servers import in_process, serving
-from patterns.testing.service_resolution import free_port
+from reference_system.ports import free_port
 from tests.examples.services.conftest import TOKENS
 from tests.examples.services.test_pg_data_service import ITEMS, assert_problem
 

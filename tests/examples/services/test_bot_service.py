@@ -14,9 +14,9 @@ from pydantic import SecretStr
 
 from bot_service.main import run
 from bot_service.settings import Settings
-from patterns.testing.fake_telegram import FakeTelegram, fake_telegram
 from patterns.testing.pytest_fixtures import RedisTarget
-from patterns.testing.service_resolution import free_port
+from reference_system.fake_telegram import FakeTelegram, fake_telegram
+from reference_system.ports import free_port
 from shared.events.envelope import OrderConfirmed, new_event
 from shared.events.publisher import EventPublisher
 from tests.examples.services.conftest import TOKENS

@@ -32,8 +32,8 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from patterns.testing.pytest_fixtures import MongoTarget, RedisTarget
-from patterns.testing.service_resolution import free_port
 from pg_data_service.settings import Settings
+from reference_system.ports import free_port
 from tests.examples.services.conftest import TOKENS, auth
 
 ORDERS = 1_000

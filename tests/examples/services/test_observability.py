@@ -117,15 +117,16 @@ def test_tokens_are_redacted_in_messages_arguments_and_tracebacks(ecs_log_lines:
     log.info("calling https://api.telegram.org/bot%s/getUpdates", BOT_TOKEN)
     log.warning("sent Authorization: Bearer s3cr3t-T0ken.value")
     log.warning("broker at amqp://guest:hunter2@rabbitmq:5672/ and postgresql://app:pa55@db/app")
+    log.warning("cache at redis://:r3dis-pw@cache:6379/0")  # a password with no user
     log.info("callback ?token=abc123&user=1 password=letmein")
     try:
         raise ConnectionError(f"https://api.telegram.org/bot{BOT_TOKEN}/sendMessage refused")
     except ConnectionError:
         log.exception("send failed")
     written = ecs_log_lines.getvalue()
-    for secret in (BOT_TOKEN, "s3cr3t-T0ken", "hunter2", "pa55", "abc123", "letmein"):
+    for secret in (BOT_TOKEN, "s3cr3t-T0ken", "hunter2", "pa55", "r3dis-pw", "abc123", "letmein"):
         assert secret not in written
-    assert written.count("[REDACTED]") >= 7
+    assert written.count("[REDACTED]") >= 8
     assert "amqp://guest:[REDACTED]@rabbitmq:5672/" in written
     assert all(json.loads(line) for line in written.splitlines())  # still valid JSON lines
 

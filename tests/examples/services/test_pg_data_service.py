@@ -11,9 +11,9 @@ import pytest
 from fastapi import FastAPI
 
 from patterns.testing.servers import in_process
-from patterns.testing.service_resolution import free_port
 from pg_data_service.app import create_app
 from pg_data_service.settings import Settings
+from reference_system.ports import free_port
 from tests.examples.services.conftest import TOKENS, auth
 
 PROBLEM = "application/problem+json"

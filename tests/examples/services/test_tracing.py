@@ -16,10 +16,10 @@ from pydantic import SecretStr
 from api_service.app import create_app as create_api_app
 from patterns.testing.pytest_fixtures import RedisTarget
 from patterns.testing.servers import in_process, serving
-from patterns.testing.service_resolution import free_port
 from patterns.testing.spans import SpanRecorder
 from pg_data_service.app import create_app as create_pg_app
 from pg_data_service.settings import Settings as PgSettings
+from reference_system.ports import free_port
 from shared.clients.both import data_clients
 from tests.examples.services.conftest import TOKENS, auth
 from tests.examples.services.test_api_service import ALICE, api_settings

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from patterns.testing.pytest_fixtures import RedisTarget
-from patterns.testing.service_resolution import free_port, port_is_open
+from reference_system.ports import free_port, port_is_open
 from shared.clients.mongo import MongoDataClient
 from shared.clients.pg import PgDataClient
 from shared.events.consumer import EventConsumer

@@ -26,7 +26,8 @@ SECRETS = (
         re.compile(r"(?<!\d)\d{6,12}:[A-Za-z0-9_-]{20,}"),
         "[REDACTED]",
     ),  # Telegram bot token, also in /bot<token>/
-    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s\"]+):[^@\s\"/]+@"), r"\1:[REDACTED]@"),  # URL password
+    # A URL's password, with a user or without one (redis://:password@host)
+    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s\"]*):[^@\s\"/]+@"), r"\1:[REDACTED]@"),
     (re.compile(r"(?i)\b(token|password|secret|api[_-]?key)=[^&\s\"]+"), r"\1=[REDACTED]"),
 )
 

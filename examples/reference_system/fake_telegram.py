@@ -1,8 +1,9 @@
-"""A fake Telegram Bot API server on loopback, so real aiogram code runs end to end offline.
+"""A fake Telegram Bot API server on loopback, so the real aiogram bot runs end to end offline.
 
-aiogram lets a bot talk to a custom Bot API server (``TelegramAPIServer``); pointed
-here, the bot long-polls ``getUpdates`` and calls ``sendMessage`` over real HTTP, and
-the test pushes updates in and reads what the bot sent.
+aiogram lets a bot talk to a custom Bot API server (``TelegramAPIServer``); pointed here,
+the bot long-polls ``getUpdates`` and calls ``sendMessage`` over real HTTP, and whoever holds
+the fake (``python -m reference_system`` without a ``TELEGRAM_API_URL``, or a test) plays the
+user: it pushes updates in and reads what the bot sent.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from patterns.testing.service_resolution import free_port
+from reference_system.ports import free_port
 
 BOT_USER = {"id": 100_000_001, "is_bot": True, "first_name": "Hybrid", "username": "hybrid_patterns_bot"}
 
