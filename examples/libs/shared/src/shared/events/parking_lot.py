@@ -14,8 +14,7 @@ import sys
 from dataclasses import dataclass
 
 import aio_pika
-
-from shared.events.topology import declare
+from aio_pika.abc import AbstractChannel, AbstractQueue
 
 
 @dataclass(frozen=True)
@@ -23,6 +22,14 @@ class Parked:
     message_id: str | None
     type: str | None
     reason: str
+    parked_by: str
+    body: bytes
+
+
+async def parking_lot(channel: AbstractChannel, consumer: str) -> AbstractQueue:
+    """The consumer's parking lot as it is: a passive declare, so nothing of the consumer's queue
+    arguments (retry delay, delivery limit) has to be known here, and nothing is created."""
+    return await channel.get_queue(f"{consumer}.parking-lot", ensure=True)
 
 
 # --8<-- [start:parking-lot]
@@ -31,11 +38,12 @@ async def inspect(url: str, consumer: str, limit: int = 100) -> list[Parked]:
     connection = await aio_pika.connect(url)
     async with connection:
         channel = await connection.channel()
-        queues = await declare(channel, consumer, [])
+        parking = await parking_lot(channel, consumer)
         found: list[Parked] = []
-        while len(found) < limit and (message := await queues.parking.get(fail=False)):
-            reason = str((message.headers or {}).get("x-parking-reason", "?"))
-            found.append(Parked(message.message_id, message.type, reason))
+        while len(found) < limit and (message := await parking.get(fail=False)):
+            headers = message.headers or {}
+            reason, by = str(headers.get("x-parking-reason", "?")), str(headers.get("x-parked-by", "?"))
+            found.append(Parked(message.message_id, message.type, reason, by, message.body))
         # Closing the channel without acking returns every message we looked at, in order.
     return found
 
@@ -46,8 +54,8 @@ async def replay(url: str, consumer: str, limit: int = 1000) -> int:
     moved = 0
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
-        queues = await declare(channel, consumer, [])
-        while moved < limit and (message := await queues.parking.get(fail=False)):
+        parking = await parking_lot(channel, consumer)
+        while moved < limit and (message := await parking.get(fail=False)):
             headers = {k: v for k, v in (message.headers or {}).items() if not k.startswith("x-")}
             copy = aio_pika.Message(
                 message.body,
@@ -81,6 +89,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             moved = asyncio.run(replay(args.url, args.consumer, args.limit))
             print(f"replayed {moved} message(s) to {args.consumer}", file=sys.stderr)
+    except aio_pika.exceptions.ChannelNotFoundEntity as error:
+        print(
+            f"parking_lot: no parking lot {args.consumer}.parking-lot on this broker: {error}",
+            file=sys.stderr,
+        )
+        return 1
     except (OSError, aio_pika.exceptions.AMQPError) as error:
         print(f"parking_lot: cannot reach RabbitMQ at {args.url.split('@')[-1]}: {error}", file=sys.stderr)
         return 1
