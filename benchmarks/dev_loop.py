@@ -43,6 +43,7 @@ from publishing import OUTPUT, stamp
 
 from docs_tooling.site_sources import copy_site_sources
 from docs_tooling.snippet_guard import read_section, scan_page, sections_in
+from reference_system.waiting import Aborted, eventually_blocking
 
 ROOT = Path(__file__).resolve().parents[1]
 SETUP = "uv sync --locked --compile-bytecode"  # as .ci/run installs, before the suite
@@ -196,20 +197,27 @@ def rebuilds(target: Target, rounds: int) -> dict[str, Any]:
 
 def wait_for(url: str, text: str, server: subprocess.Popen[str], timeout: float, shown: bool = True) -> bool:
     """Poll ``url`` until ``text`` is on the page (``shown=False``: is gone); False at the timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if server.poll() is not None:
-            errors = server.stderr.read() if server.stderr else ""
-            sys.exit(f"the dev server exited with {server.returncode}:\n{errors[-4000:]}")
+
+    def as_wanted() -> bool:
         try:
             with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - our own loopback server
-                if (text in response.read().decode()) == shown:
-                    return True
+                return (text in response.read().decode()) == shown
         except OSError:
-            pass  # not listening yet, or between two builds
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
+            return False  # not listening yet, or between two builds
+
+    def exited() -> str | None:
+        if server.poll() is None:
+            return None
+        errors = server.stderr.read() if server.stderr else ""
+        return f"the dev server exited with {server.returncode}:\n{errors[-4000:]}"
+
+    try:
+        eventually_blocking(as_wanted, f"{text!r} on {url}", timeout=timeout, interval=0.05, abort=exited)
+    except Aborted as error:
+        sys.exit(str(error))
+    except TimeoutError:
+        return False
+    return True
 
 
 def spread(timings: list[float]) -> dict[str, float]:

@@ -36,6 +36,7 @@ from pyreqwest.client import ClientBuilder
 
 from patterns.testing.isolation import postgres_database
 from reference_system.ports import free_port, port_is_open
+from reference_system.waiting import eventually_blocking
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # the Agg backend is chosen above, before this import
@@ -106,12 +107,14 @@ def start_service(
     }
     arguments = SERVERS[kind] + (["--port", str(port)] if kind != "pg_data_service" else [])
     service = subprocess.Popen([sys.executable, *arguments], env=env)
-    deadline = time.monotonic() + 30
-    while not port_is_open(f"http://127.0.0.1:{port}"):
-        if service.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{kind} did not start")
-        time.sleep(0.1)
+    url = f"http://127.0.0.1:{port}"
+    eventually_blocking(lambda: port_is_open(url), f"{kind} listening", timeout=30, abort=exited(service))
     return service
+
+
+def exited(process: subprocess.Popen[bytes]) -> Callable[[], str | None]:
+    """An ``abort`` for waiting on ``process``: the reason once it has exited."""
+    return lambda: None if process.poll() is None else f"exited with {process.returncode}"
 
 
 async def run(server_url: str) -> dict[str, Any]:

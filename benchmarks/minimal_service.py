@@ -18,8 +18,8 @@ import asyncpg
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 
-from shared.observability.metrics import RedMetrics, metrics_router
-from shared.observability.setup import observe_app, observe_process
+from shared.observability.http_server import RedMetrics, metrics_router, observe_app
+from shared.observability.setup import observe_process
 from shared.settings import ServiceSettings
 
 

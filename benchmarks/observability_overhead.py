@@ -28,7 +28,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -36,11 +35,12 @@ from typing import Any
 import aiohttp
 import asyncpg
 import matplotlib
-from http_clients import REQUESTS, measure, start_service
+from http_clients import REQUESTS, exited, measure, start_service
 from publishing import OUTPUT, save, stamp
 
 from patterns.testing.isolation import postgres_database
 from reference_system.ports import free_port, port_is_open
+from reference_system.waiting import eventually_blocking
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # the Agg backend is chosen above, before this import
@@ -62,12 +62,9 @@ if SCALE < 0.1:  # a run that only proves the script works (the test suite's) me
 def start_sink() -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     sink = subprocess.Popen([sys.executable, str(Path(__file__).parent / "otlp_sink.py"), str(port)])
-    deadline = time.monotonic() + 20
-    while not port_is_open(f"http://127.0.0.1:{port}"):
-        if sink.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("the OTLP sink did not start")
-        time.sleep(0.1)
-    return sink, f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}"
+    eventually_blocking(lambda: port_is_open(url), "the OTLP sink listening", timeout=20, abort=exited(sink))
+    return sink, url
 
 
 def batches(sink_url: str) -> int:

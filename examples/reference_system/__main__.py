@@ -15,7 +15,7 @@ import asyncio
 import signal
 from contextlib import AsyncExitStack
 
-from reference_system.processes import local_config, running_system
+from reference_system.processes import StoppedBadly, local_config, running_system
 
 
 async def main() -> None:
@@ -34,4 +34,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except StoppedBadly as error:  # every service was still stopped; say which one did not go cleanly
+        raise SystemExit(f"reference_system: {error}") from None

@@ -168,8 +168,12 @@ def _is_ready(url: str) -> bool:
         return False
 
 
+class StoppedBadly(RuntimeError):
+    """A service did not stop cleanly on SIGTERM: it failed, or had to be killed."""
+
+
 async def stop(running: Running, timeout: float = 15) -> None:
-    """SIGTERM, wait for a clean exit, SIGKILL if it does not come."""
+    """SIGTERM, wait for a clean exit (status 0), SIGKILL if it does not come; say if it was not clean."""
     if running.process.returncode is None:
         running.process.send_signal(signal.SIGTERM)
         try:
@@ -177,6 +181,13 @@ async def stop(running: Running, timeout: float = 15) -> None:
         except TimeoutError:
             running.process.kill()
             await running.process.wait()
+            raise StoppedBadly(
+                f"{running.name} did not stop within {timeout:.0f} s of SIGTERM; killed"
+            ) from None
+    if running.process.returncode != 0:
+        raise StoppedBadly(
+            f"{running.name} exited with status {running.process.returncode}; see its log above"
+        )
 
 
 # --8<-- [start:run]

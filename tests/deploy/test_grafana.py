@@ -22,6 +22,7 @@ GRAFANA = DEPLOY / "grafana"
 # The modules that define the services' metrics: importing them registers every family.
 METRIC_MODULES = (
     "shared.observability.metrics",
+    "shared.observability.http_server",
     "shared.events.consumer",
     "pg_data_service.outbox",
     "worker_service.jobs",

@@ -24,7 +24,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +34,7 @@ import pytest
 from docs_tooling.snippet_guard import sections_in
 from patterns.testing.pytest_fixtures import skip_or_fail
 from reference_system.ports import free_port, port_is_open
+from reference_system.waiting import eventually_blocking
 from tests.site_builds import COMMANDS, ROOT, command, reader_env, run_script
 from tests.system.running import System
 
@@ -221,11 +221,13 @@ def exercise_run_service(tmp_path: Path, request: pytest.FixtureRequest) -> None
     )
     service = subprocess.Popen(["bash", "-c", script], cwd=ROOT, env=reader_env(), start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
-        while not port_is_open(f"http://127.0.0.1:{port}"):
-            assert service.poll() is None, "pg_data_service exited"
-            assert time.monotonic() < deadline, "pg_data_service did not listen within 60 s"
-            time.sleep(0.2)
+        eventually_blocking(
+            lambda: port_is_open(f"http://127.0.0.1:{port}"),
+            "pg_data_service listening",
+            timeout=60,
+            interval=0.2,
+            abort=lambda: None if service.poll() is None else f"exited {service.returncode}",
+        )
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=5) as response:
             assert response.status == 200
     finally:

@@ -85,15 +85,24 @@ class System:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def otlp() -> AsyncIterator[tuple[OtlpReceiver, str]]:
+    async with otlp_receiver() as (receiver, url):
+        yield receiver, url
+
+
+@contextlib.asynccontextmanager
+async def otlp_receiver() -> AsyncIterator[tuple[OtlpReceiver, str]]:
+    """An OTLP/HTTP trace receiver on a free loopback port; yield it and its base URL."""
     receiver = OtlpReceiver()
     app = web.Application()
     app.router.add_post("/v1/traces", receiver.export)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield receiver, f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        yield receiver, f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import itertools
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import httpx
 
 from reference_system.prometheus import running_prometheus, wait_for_targets
+from reference_system.waiting import eventually
 from tests.deploy.conftest import tool
 from tests.deploy.test_grafana import queries
 from tests.system.running import SHARED_SYSTEM, System
@@ -22,14 +22,6 @@ CHAT = 777_100
 CUSTOMERS = itertools.count(1)
 ITEMS = [{"sku": "pen-1", "quantity": 3, "unit_price": "2.00"}]
 SERVICES = ("api_service", "pg_data_service", "mongo_data_service", "worker_service", "bot_service")
-
-
-async def until[T](check: Callable[[], Awaitable[T]], what: str, timeout: float = 30) -> T:
-    deadline = time.monotonic() + timeout
-    while not (result := await check()):
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
-        await asyncio.sleep(0.25)
-    return result
 
 
 async def order_and_get_notified(system: System) -> int:
@@ -63,8 +55,8 @@ async def test_one_trace_crosses_all_five_processes(system: System) -> None:
         return widest  # a parent may still wait in its process's next batch
 
     # Spans leave each process in batches (every 5 s by default); a parent ends after its children.
-    services = await until(
-        lambda: _all(whole_traces, set(SERVICES)), "one linked trace over all five services"
+    services = await eventually(
+        lambda: _all(whole_traces, set(SERVICES)), "one linked trace over all five services", interval=0.25
     )
     assert services == set(SERVICES)
 
@@ -102,7 +94,7 @@ async def test_a_real_prometheus_scrapes_every_service_and_sees_the_flow(
             'cache_requests_total{job="api_service", result="miss"}',
             'job:http_requests:rate5m{job="api_service"}',  # a recording rule, evaluated
         ):
-            await until(lambda expr=expr: query(expr), expr)  # type: ignore[misc]
+            await eventually(functools.partial(query, expr), expr, interval=0.25)
         rules = (await prom.get("/api/v1/rules")).json()["data"]["groups"]
         assert {rule["health"] for group in rules for rule in group["rules"]} == {"ok"}
         for expr in queries():  # every dashboard query runs on the real server

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 import asyncpg
 import httpx
 from pymongo import AsyncMongoClient
 
+from reference_system.waiting import eventually
 from tests.system.running import SHARED_SYSTEM, System
 
 pytestmark = SHARED_SYSTEM
 
 CHAT = 777001
 ITEMS = [{"sku": "book-1", "quantity": 2, "unit_price": "12.50"}]
-
-
-async def eventually(check: Any, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := await check()):
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.2)
-    return result
 
 
 async def test_register_order_confirm_and_ask_the_bot(system: System) -> None:
@@ -46,7 +37,7 @@ async def test_register_order_confirm_and_ask_the_bot(system: System) -> None:
             orders = (await api.get(f"/users/{user['id']}/orders")).json()["items"]
             return bool(orders) and orders[0]["status"] == "confirmed"
 
-        await eventually(confirmed)
+        await eventually(confirmed, "the order confirmed", timeout=20, interval=0.2)
         activity = (await api.get(f"/users/{user['id']}/activity")).json()["items"]
         assert [a["kind"] for a in activity] == ["order.confirmed"]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from shared.auth import CallerAuth, parse_service_tokens
+from shared.auth import CallerAuth
 from shared.contracts.mongo import safe_document
 from shared.contracts.pages import InvalidCursor, decode_cursor, encode_cursor
-from shared.settings import ServiceSettings, load_settings
+from shared.settings import ServiceSettings, load_settings, parse_service_tokens
 
 
 def test_service_tokens_parse_and_stay_secret() -> None:

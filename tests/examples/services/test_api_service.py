@@ -131,7 +131,11 @@ async def test_a_data_service_that_is_down_gives_a_fast_503_and_recovery_is_auto
 async def test_a_hanging_data_service_costs_at_most_the_timeout(
     mongo_url: str, redis_target: RedisTarget
 ) -> None:
+    attempts = 0
+
     async def never_answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal attempts
+        attempts += 1
         await reader.read()  # take the request, answer nothing, until the client gives up
         writer.close()
 
@@ -140,10 +144,9 @@ async def test_a_hanging_data_service_costs_at_most_the_timeout(
     settings = api_settings(f"http://127.0.0.1:{port}", mongo_url, redis_target, data_timeout_seconds=0.3)
     async with server:
         async for api in client_for(create_app(settings)):
-            started = time.monotonic()
             assert_problem(await api.get("/users/1"), 503)
-            # retries and backoff share the one 0.3 s deadline (it was 3 attempts of 0.3 s + backoff)
-            assert time.monotonic() - started < 1.5
+    # retries and backoff share the one 0.3 s deadline: the first attempt used it all (it was 3 of 0.3 s)
+    assert attempts == 1
 
 
 async def test_redis_down_degrades_to_reading_through(pg_url: str, mongo_url: str) -> None:
@@ -164,13 +167,31 @@ async def test_redis_down_degrades_to_reading_through(pg_url: str, mongo_url: st
         ("GET", "/users/0", None, {}),
         ("GET", "/users/1/orders?limit=500", None, {}),
         ("GET", "/users/1/activity?kind=$where", None, {}),
-        ("PATCH", "/users/1", {"name": "x"}, {}),
     ],
 )
 async def test_bad_input_is_422_problem_json(
     api: httpx.AsyncClient, method: str, path: str, body: Any, headers: dict[str, str]
 ) -> None:
     assert_problem(await api.request(method, path, json=body, headers=headers), 422)
+
+
+@pytest.mark.parametrize(
+    ("if_match", "status"),
+    [
+        (None, 428),
+        (b'"x"', 412),
+        ('"\u00b2"'.encode("latin-1"), 412),
+        (b'"1234567890123456789"', 412),
+        (b'W/"1"', 404),
+    ],
+)
+async def test_if_match_is_read_as_the_data_service_reads_it(
+    api: httpx.AsyncClient, if_match: bytes | None, status: int
+) -> None:
+    """One parser (shared.preconditions) at both hops: the same header, the same answer; a
+    superscript two is a digit to ``str.isdigit`` but not to ``int``."""
+    headers = {b"If-Match": if_match} if if_match is not None else {}
+    assert_problem(await api.patch("/users/999999", json={"name": "x"}, headers=headers), status)
 
 
 async def test_a_refused_service_token_is_a_502_not_the_clients_fault(

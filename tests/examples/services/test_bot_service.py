@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,6 +18,7 @@ from reference_system.fake_telegram import FakeTelegram, fake_telegram
 from reference_system.ports import free_port
 from shared.events.envelope import OrderConfirmed, new_event
 from shared.events.publisher import EventPublisher
+from shared.lifecycle import Lifecycle
 from tests.examples.services.conftest import TOKENS
 from tests.examples.services.test_pg_data_service import ITEMS
 
@@ -40,13 +40,14 @@ def bot_settings(telegram_url: str, pg_url: str, mongo_url: str, **overrides: An
 @asynccontextmanager
 async def running_bot(settings: Settings) -> AsyncIterator[None]:
     """The real bot, polling, until the block ends."""
-    bot = asyncio.create_task(run(settings, handle_signals=False))
+    life = Lifecycle()
+    bot = asyncio.create_task(run(settings, life))
     try:
         yield
     finally:
-        bot.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await bot
+        life.stop()  # as SIGTERM does
+        await asyncio.wait_for(bot, 15)
+    assert life.crash is None
 
 
 @pytest.fixture
@@ -80,6 +81,7 @@ async def test_orders_and_activity_commands_read_through_the_data_services(
     order = (await pg.post("/orders", json={"user_id": user["id"], "items": ITEMS})).json()
     await mongo.post("/activity", json={"user_id": user["id"], "kind": "order.placed"})
     await telegram.send_command(CHAT, "/orders")
+    await telegram.replies(CHAT, 3)  # updates are handled concurrently: one command at a time
     await telegram.send_command(CHAT, "/activity")
     replies = await telegram.replies(CHAT, 4)
     assert replies[2] == f"Your latest orders:\n#{order['id']} · placed · 26.25"

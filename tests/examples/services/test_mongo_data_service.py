@@ -55,13 +55,44 @@ async def test_retried_append_with_same_key_stores_one_document(
     again = await mongo.post("/activity", json=body, headers={"Idempotency-Key": "confirm-1"})
     assert again.json() == first.json()
     assert again.headers["Idempotent-Replayed"] == "true"
-    different = await mongo.post(
-        "/activity", json=body | {"payload": {"order_id": 2}}, headers={"Idempotency-Key": "confirm-1"}
-    )
-    assert_problem(different, 422)
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_target.url)
+    assert await stored_activity(mongo_target) == 1
+
+
+async def test_a_retry_with_the_payload_keys_in_another_order_is_the_same_request(
+    mongo: httpx.AsyncClient, mongo_target: MongoTarget
+) -> None:
+    key = {"Idempotency-Key": "confirm-order-1"}
+    body = {"user_id": 7, "kind": "order.confirmed"}
+    first = await mongo.post("/activity", json=body | {"payload": {"order_id": 1, "total": "9"}}, headers=key)
+    again = await mongo.post("/activity", json=body | {"payload": {"total": "9", "order_id": 1}}, headers=key)
+    assert again.status_code == 201
+    assert again.json() == first.json()
+    assert await stored_activity(mongo_target) == 1
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"kind": "order.cancelled"},
+        {"payload": {"order_id": 2}},
+        {"payload": {"order_id": 1, "confirmed": 1}},  # equal to True in Python, not in JSON
+    ],
+)
+async def test_reusing_an_idempotency_key_with_a_different_body_is_422(
+    mongo: httpx.AsyncClient, mongo_target: MongoTarget, change: dict[str, Any]
+) -> None:
+    key = {"Idempotency-Key": "confirm-order-1"}
+    body = {"user_id": 7, "kind": "order.confirmed", "payload": {"order_id": 1, "confirmed": True}}
+    await mongo.post("/activity", json=body, headers=key)
+    problem = assert_problem(await mongo.post("/activity", json=body | change, headers=key), 422)
+    assert "different request" in problem["detail"]
+    assert await stored_activity(mongo_target) == 1
+
+
+async def stored_activity(target: MongoTarget) -> int:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(target.url)
     try:
-        assert await client[mongo_target.database].activity.count_documents({}) == 1
+        return await client[target.database].activity.count_documents({})
     finally:
         await client.close()
 
@@ -121,7 +152,10 @@ async def test_auth_and_permissions(mongo: httpx.AsyncClient) -> None:
 
 
 async def test_health_and_indexes(mongo: httpx.AsyncClient, mongo_target: MongoTarget) -> None:
-    assert (await mongo.get("/health/ready")).json() == {"status": "ok", "checks": {"mongodb": "ok"}}
+    assert (await mongo.get("/health/ready")).json() == {
+        "status": "ok",
+        "checks": {"process": "ok", "mongodb": "ok"},
+    }
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_target.url)
     try:
         indexes = await client[mongo_target.database].preferences.index_information()

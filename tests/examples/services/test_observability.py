@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import logging
@@ -21,6 +20,7 @@ from redis.asyncio import Redis
 from patterns.testing.pytest_fixtures import RedisTarget
 from patterns.testing.servers import in_process, serving
 from patterns.testing.spans import SpanRecorder
+from reference_system.waiting import eventually
 from shared.clients.errors import NotFound
 from shared.clients.http import DataServiceClient
 from shared.clients.pg import PgDataClient
@@ -28,8 +28,8 @@ from shared.events.consumer import EventConsumer
 from shared.events.envelope import Envelope, Event, OrderPlaced, new_event
 from shared.events.publisher import to_message
 from shared.events.topology import EVENTS, declare_all
+from shared.observability.http_server import observe_app
 from shared.observability.logs import REQUEST_ID, redact
-from shared.observability.setup import observe_app
 from shared.observability.tracing import trace_headers
 from tests.examples.services.conftest import TOKENS
 
@@ -149,6 +149,11 @@ async def test_a_malformed_traceparent_starts_a_new_trace_and_is_logged(
     assert server.context.is_valid
 
 
+def test_a_process_that_is_not_an_installed_package_reports_version_0_unknown(spans: SpanRecorder) -> None:
+    # the test process observes itself as the service "tests", a name no installed distribution has
+    assert spans.provider.resource.attributes["service.version"] == "0+unknown"
+
+
 async def test_a_valid_traceparent_is_continued() -> None:
     tracer = trace.get_tracer("test")
     with tracer.start_as_current_span("caller") as caller:
@@ -187,10 +192,7 @@ async def test_a_malformed_amqp_trace_header_starts_a_new_trace_and_the_event_is
                 with caplog.at_level(logging.WARNING, logger="shared.observability.tracing"):
                     with suppress_instrumentation():  # an outside publisher: its header arrives as sent
                         await exchange.publish(message, routing_key="order.placed")
-                    for _ in range(100):
-                        if handled:
-                            break
-                        await asyncio.sleep(0.05)
+                    await eventually(lambda: handled, "the event handled", timeout=5, interval=0.05)
     finally:
         await redis.aclose()
     assert handled == [(11, str(event.id))]  # handled, with the event id as the logs' request id

@@ -18,6 +18,7 @@ from patterns.testing.servers import in_process
 from patterns.testing.tcp_proxy import tcp_proxy
 from pg_data_service.outbox import backlog, relay_once
 from pg_data_service.settings import Settings
+from reference_system.waiting import eventually
 from shared.events.envelope import OrderPlaced, decode
 from shared.events.publisher import EventPublisher, NotPublished
 from tests.examples.services.conftest import auth
@@ -109,13 +110,12 @@ async def test_with_the_broker_down_the_outbox_keeps_every_event_and_delivers_it
             assert await relay_once(sessions, publisher) == 0
             assert await backlog(sessions) == 20
             await proxy.start()  # the broker is back; the robust connection reconnects by itself
-            deadline = asyncio.get_running_loop().time() + 30
-            while await backlog(sessions):
-                assert asyncio.get_running_loop().time() < deadline, (
-                    "outbox not drained after the broker returned"
-                )
+
+            async def drained() -> bool:
                 await relay_once(sessions, publisher)
-                await asyncio.sleep(0.2)
+                return await backlog(sessions) == 0
+
+            await eventually(drained, "the outbox drained after the broker returned", interval=0.2)
     assert sorted(event.order_id for event in await received(rabbitmq_url)) == ids
 
 
@@ -127,12 +127,13 @@ async def test_the_relay_runs_inside_the_service_when_rabbitmq_is_configured(
     app: FastAPI = create_app(pg_settings.model_copy(update={"rabbitmq_url": rabbitmq_url}))
     async with in_process(app, headers=auth()) as pg:
         ids = await place(pg, 2)
-        deadline = asyncio.get_running_loop().time() + 10
         events: list[OrderPlaced] = []
-        while len(events) < 2:
-            assert asyncio.get_running_loop().time() < deadline
-            events += await received(rabbitmq_url)
-            await asyncio.sleep(0.1)
+
+        async def both_published() -> bool:
+            events.extend(await received(rabbitmq_url))
+            return len(events) >= 2
+
+        await eventually(both_published, "both events published by the service's relay", timeout=10)
     assert [event.order_id for event in events] == ids
 
 

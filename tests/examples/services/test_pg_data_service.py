@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from patterns.testing.servers import in_process
 from pg_data_service.app import create_app
-from pg_data_service.settings import Settings
+from pg_data_service.settings import Settings, asyncpg_url
 from reference_system.ports import free_port
 from tests.examples.services.conftest import TOKENS, auth
 
@@ -90,7 +90,8 @@ async def test_reusing_an_idempotency_key_with_a_different_body_is_422(pg: httpx
 async def test_concurrent_creates_with_one_key_make_one_order(pg: httpx.AsyncClient, pg_url: str) -> None:
     user = await new_user(pg)
     order = {"user_id": user["id"], "items": ITEMS}
-    async with httpx.AsyncClient(base_url=pg_url, headers=auth() | {"Idempotency-Key": "cart-42"}) as client:
+    key = {"Idempotency-Key": "cart-0042"}
+    async with httpx.AsyncClient(base_url=pg_url, headers=auth() | key) as client:
         answers = await asyncio.gather(*(client.post("/orders", json=order) for _ in range(8)))
     assert {a.status_code for a in answers} == {201}
     assert len({a.json()["id"] for a in answers}) == 1
@@ -244,7 +245,24 @@ async def test_without_a_token_401_with_a_wrong_one_401_and_not_granted_403(pg: 
 
 async def test_health_live_and_ready(pg: httpx.AsyncClient) -> None:
     assert (await pg.get("/health/live")).json() == {"status": "ok"}
-    assert (await pg.get("/health/ready")).json() == {"status": "ok", "checks": {"postgresql": "ok"}}
+    assert (await pg.get("/health/ready")).json() == {
+        "status": "ok",
+        "checks": {"process": "ok", "postgresql": "ok"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("given", "for_sqlalchemy"),
+    [
+        ("postgresql://app:p%40ss%25@db:5432/app", "postgresql+asyncpg://app:p%40ss%25@db:5432/app"),
+        ("postgres://app@db/app?ssl=require", "postgresql+asyncpg://app@db/app?ssl=require"),
+        ("postgresql+asyncpg://app@db/app", "postgresql+asyncpg://app@db/app"),
+    ],
+)
+def test_the_database_url_gets_the_asyncpg_driver_and_keeps_its_password(
+    given: str, for_sqlalchemy: str
+) -> None:
+    assert asyncpg_url(given) == for_sqlalchemy
 
 
 async def test_database_down_is_a_fast_503_and_not_ready() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -20,6 +19,7 @@ from patterns.testing.spans import SpanRecorder
 from pg_data_service.app import create_app as create_pg_app
 from pg_data_service.settings import Settings as PgSettings
 from reference_system.ports import free_port
+from reference_system.waiting import eventually
 from shared.clients.both import data_clients
 from tests.examples.services.conftest import TOKENS, auth
 from tests.examples.services.test_api_service import ALICE, api_settings
@@ -89,7 +89,7 @@ async def test_one_trace_covers_the_order_flow(
         order = {"user_id": user["id"], "items": ITEMS}
         placed = await api.post("/orders", json=order, headers={"Idempotency-Key": str(uuid.uuid4())})
         assert placed.status_code == 201
-        await confirmed(pg_url, placed.json()["id"])
+        await confirmed(pg_url, placed.json()["id"], spans)
     pg_port, mongo_port = urlsplit(pg_url).port, urlsplit(mongo_url).port
 
     [root] = [s for s in spans.finished() if s.name == "POST /orders" and s.parent is None]
@@ -109,11 +109,16 @@ async def test_one_trace_covers_the_order_flow(
     assert orphans == []
 
 
-async def confirmed(pg_url: str, order_id: int) -> None:
+async def confirmed(pg_url: str, order_id: int, spans: SpanRecorder) -> None:
+    """Wait until the worker confirmed the order and its consumer span, which ends last, has ended."""
     async with httpx.AsyncClient(base_url=pg_url, headers=auth()) as pg:
-        for _ in range(200):
-            if (await pg.get(f"/orders/{order_id}")).json()["status"] == "confirmed":
-                break
-            await asyncio.sleep(0.05)
-    # the worker publishes order.confirmed just after the update: give its span time to end
-    await asyncio.sleep(0.3)
+
+        async def is_confirmed() -> bool:
+            return bool((await pg.get(f"/orders/{order_id}")).json()["status"] == "confirmed")
+
+        await eventually(is_confirmed, f"order {order_id} confirmed", timeout=10, interval=0.05)
+    # the worker publishes order.confirmed just after the update, inside its consumer span
+    ended = {"domain.events,order.confirmed send", "domain.events receive"}
+    await eventually(
+        lambda: ended <= {span.name for span in spans.finished()}, "the worker's spans ended", timeout=10
+    )

@@ -8,27 +8,14 @@ the database blips.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from shared.problems import Problem, problem_response
-
-type Check = Callable[[], Awaitable[object]]
-
-
-async def failed_checks(checks: Mapping[str, Check], timeout: float) -> dict[str, str]:
-    """Run every check concurrently, each with ``timeout``; name the ones that failed and how."""
-    results = await asyncio.gather(
-        *(asyncio.wait_for(check(), timeout) for check in checks.values()), return_exceptions=True
-    )
-    return {
-        name: type(result).__name__
-        for name, result in zip(checks, results, strict=True)
-        if isinstance(result, BaseException)
-    }
+from shared.checks import Check, failed_checks
+from shared.contracts.problem import Problem
+from shared.problems import problem_response
 
 
 # --8<-- [start:router]

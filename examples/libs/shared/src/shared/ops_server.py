@@ -12,8 +12,8 @@ from contextlib import asynccontextmanager
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
-from shared.health import Check, failed_checks
-from shared.problems import PROBLEM_JSON, Problem
+from shared.checks import Check, failed_checks
+from shared.contracts.problem import PROBLEM_JSON, Problem
 
 
 # --8<-- [start:ops-server]

@@ -1,15 +1,8 @@
-"""RFC 9457 problem details: every HTTP error of every service, in one shape.
+"""RFC 9457 problem details on the server: every error of a FastAPI app becomes one.
 
-A client never has to guess the error format: the status, a short ``title``, a
-human ``detail`` and, for validation errors, the offending fields.
-
-```py
-from shared.problems import Problem
-
-problem = Problem(status=412, title="Precondition Failed", detail="order 7 moved on")
-print(problem.model_dump_json(exclude_none=True))
-#> {"type":"about:blank","title":"Precondition Failed","status":412,"detail":"order 7 moved on"}
-```
+The :class:`~shared.contracts.problem.Problem` model itself lives in
+:mod:`shared.contracts.problem`, where the clients read it without FastAPI; this module
+raises it from routes, installs the handlers and limits request bodies.
 """
 
 from __future__ import annotations
@@ -22,27 +15,17 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-PROBLEM_JSON = "application/problem+json"
+# Re-exported: a FastAPI service builds problems with the handlers it installs from here.
+from shared.contracts.problem import PROBLEM_JSON as PROBLEM_JSON
+from shared.contracts.problem import Problem as Problem
+
 log = logging.getLogger(__name__)
 
 
-# --8<-- [start:model]
-class Problem(BaseModel):
-    """An RFC 9457 problem details object; extension members are allowed."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str | None = None
-    instance: str | None = None
-
-
+# --8<-- [start:error]
 class ProblemError(Exception):
     """Raise from a route to answer with a problem; ``extensions`` become extra members."""
 
@@ -55,9 +38,9 @@ class ProblemError(Exception):
         **extensions: Any,
     ) -> None:
         super().__init__(detail)
-        self.problem = Problem(status=status, title=HTTPStatus(status).phrase, detail=detail, **extensions)
+        self.problem = Problem.of(status, detail, **extensions)
         self.headers = dict(headers or {})
-        # --8<-- [end:model]
+        # --8<-- [end:error]
 
 
 def problem_response(problem: Problem, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -67,6 +50,11 @@ def problem_response(problem: Problem, headers: Mapping[str, str] | None = None)
         media_type=PROBLEM_JSON,
         headers=dict(headers or {}),
     )
+
+
+def unavailable(detail: str, instance: str) -> JSONResponse:
+    """503 for a dependency that is down or slow: the caller may retry after a second."""
+    return problem_response(Problem.of(503, detail, instance=instance), {"Retry-After": "1"})
 
 
 # --8<-- [start:handlers]

@@ -1,36 +1,51 @@
-"""Serve a FastAPI app with uvicorn the way every HTTP service does, and flush traces on the way out."""
+"""Serve a FastAPI app with uvicorn inside a service's :class:`~shared.lifecycle.Lifecycle`."""
 
 from __future__ import annotations
 
-import signal
-from types import FrameType
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import uvicorn
 from fastapi import FastAPI
-from opentelemetry.sdk.trace import TracerProvider
 
+from shared.lifecycle import Lifecycle
 from shared.settings import ServiceSettings
 
 
-# --8<-- [start:serve]
-def serve(app: FastAPI, settings: ServiceSettings, provider: TracerProvider) -> None:
-    """uvicorn on ``settings.host:port`` until SIGTERM or Ctrl-C; then flush the spans still batched.
+class Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: SIGTERM is the lifecycle's, as in every service.
 
-    uvicorn (0.29 and later) shuts down gracefully, then raises the signal again so the exit
-    status says what happened. With SIGTERM's default action that kills the process on the
-    spot: no ``finally``, no ``atexit``, and the last batch of spans (up to 5 s) is lost on
-    every deploy. Turning the re-raised SIGTERM into ``SystemExit(143)`` keeps the status and
-    lets the flush run.
+    uvicorn's handlers would stop the server, then raise the signal again once it has shut
+    down, which kills the process before telemetry is flushed. ``capture_signals`` is the
+    public hook uvicorn runs its serving inside; here it installs nothing.
     """
-    signal.signal(signal.SIGTERM, _exit_with_status)
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+# --8<-- [start:serve]
+async def serve(app: FastAPI, settings: ServiceSettings, life: Lifecycle) -> None:
+    """uvicorn on ``settings.host:port`` until ``life`` stops; requests in flight finish first,
+    then the app's lifespan closes what it opened."""
+    # No access log: the RED metrics count every request and the traces time them.
+    # log_config=None: uvicorn's records go through our ECS handler.
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_config=None, access_log=False, lifespan="on"
+    )
+    server = Server(config)
+
+    async def stop_when_asked() -> None:
+        await life.stopping.wait()
+        server.should_exit = True  # uvicorn's graceful shutdown: stop accepting, finish, lifespan exit
+
+    watcher = asyncio.create_task(stop_when_asked())
     try:
-        # No access log: the RED metrics count every request and the traces time them.
-        # log_config=None: uvicorn's records go through our ECS handler.
-        uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+        await server.serve()
+    except SystemExit as error:  # uvicorn exits when start-up fails (lifespan, port), having logged why
+        life.fail("start-up", RuntimeError(f"{app.title} did not start (uvicorn exit {error.code})"))
     finally:
-        provider.shutdown()
+        watcher.cancel()
         # --8<-- [end:serve]
-
-
-def _exit_with_status(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)

@@ -3,17 +3,43 @@
 Each service has one pydantic-settings class. :func:`load_settings` turns a
 validation error into a line per bad setting, named as the operator sets it
 (``DATABASE_URL``, not ``database_url``), and stops start-up with exit status 2.
+:func:`parse_service_tokens` reads the ``SERVICE_TOKENS`` a data service checks callers against
+(:mod:`shared.auth` does the checking).
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from typing import Annotated
 
 from pydantic import AnyHttpUrl, BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from shared.auth import parse_service_tokens
+
+def parse_service_tokens(value: object) -> dict[str, SecretStr]:
+    """Read ``SERVICE_TOKENS`` (``api=…,bot=…``) into caller → token.
+
+    ```py
+    from shared.settings import parse_service_tokens
+
+    tokens = parse_service_tokens("api=s3cret-api-token,worker=s3cret-worker-token")
+    print(sorted(tokens), tokens["api"])
+    #> ['api', 'worker'] **********
+    ```
+    """
+    if isinstance(value, Mapping):
+        return {str(k): v if isinstance(v, SecretStr) else SecretStr(str(v)) for k, v in value.items()}
+    tokens: dict[str, SecretStr] = {}
+    for item in str(value).split(","):
+        caller, sep, token = item.strip().partition("=")
+        if not sep or not caller.strip() or len(token.strip()) < 16:
+            raise ValueError(
+                "expected caller=token pairs separated by commas, each token at least 16 characters"
+            )
+        tokens[caller.strip()] = SecretStr(token.strip())
+    return tokens
+
 
 type ServiceTokens = Annotated[dict[str, SecretStr], NoDecode, BeforeValidator(parse_service_tokens)]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -15,33 +15,39 @@ from api_service.settings import Settings
 from shared.clients.both import data_clients, liveness_of
 from shared.clients.errors import DataServiceError, DependencyUnavailable, Unauthorized
 from shared.health import health_router
-from shared.observability.setup import observe_app
-from shared.problems import BodySizeLimit, Problem, install_problem_handlers, problem_response
+from shared.lifecycle import Lifecycle
+from shared.observability.http_server import observe_app
+from shared.problems import BodySizeLimit, Problem, install_problem_handlers, problem_response, unavailable
 
 
 # --8<-- [start:factory]
-def create_app(settings: Settings) -> FastAPI:
-    redis = Redis.from_url(str(settings.redis_url), socket_timeout=0.5, socket_connect_timeout=0.5)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with data_clients(settings) as (pg, mongo):
-            app.state.pg, app.state.mongo = pg, mongo
-            app.state.users = UserCache(redis, pg, settings.cache_prefix, settings.user_cache_ttl_seconds)
-            app.state.checks.update(liveness_of(pg, mongo))
-            yield
-            await redis.aclose()
-
+def create_app(settings: Settings, life: Lifecycle | None = None) -> FastAPI:
+    """The app and what it needs at hand; the clients and the cache the lifespan opens."""
     app = FastAPI(title="api_service", version="1.0.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.life = life = life or Lifecycle()
+    app.state.checks = {"process": life.check}  # the lifespan adds the data services
     install_problem_handlers(app)
     observe_app(app)
     app.add_exception_handler(DataServiceError, data_service_error)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.state.checks = {}  # filled in by the lifespan, once the clients are open
     app.include_router(health_router(app.state.checks))
     app.include_router(router)
     return app
-    # --8<-- [end:factory]
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open in order, close in reverse, also when a step fails half-way."""
+    settings: Settings = app.state.settings
+    async with AsyncExitStack() as stack:
+        redis = Redis.from_url(str(settings.redis_url), socket_timeout=0.5, socket_connect_timeout=0.5)
+        stack.push_async_callback(redis.aclose)
+        app.state.pg, app.state.mongo = pg, mongo = await stack.enter_async_context(data_clients(settings))
+        app.state.users = UserCache(redis, pg, settings.cache_prefix, settings.user_cache_ttl_seconds)
+        app.state.checks.update(liveness_of(pg, mongo))
+        yield
+        # --8<-- [end:factory]
 
 
 # --8<-- [start:errors]
@@ -51,15 +57,10 @@ async def data_service_error(request: Request, exc: Exception) -> JSONResponse:
     path = request.url.path
     match exc:
         case DependencyUnavailable():
-            detail = f"{exc.service} is unavailable; try again shortly"
-            problem = Problem(status=503, title="Service Unavailable", detail=detail, instance=path)
-            return problem_response(problem, {"Retry-After": "1"})
+            return unavailable(f"{exc.service} is unavailable; try again shortly", path)
         case Unauthorized():
             # Our own credentials were refused: the client can do nothing about it.
-            problem = Problem(
-                status=502, title="Bad Gateway", detail=f"{exc.service} refused this service", instance=path
-            )
-            return problem_response(problem)
+            return problem_response(Problem.of(502, f"{exc.service} refused this service", instance=path))
         case _:
             problem = exc.problem.model_copy(update={"instance": path})
             return problem_response(problem)

@@ -1,26 +1,24 @@
 """The public API: users, orders and activity, composed from both data services."""
 
-# No `from __future__ import annotations`: FastAPI evaluates these signatures at import.
+from __future__ import annotations
+
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from api_service.cache import UserCache
 from shared.clients.mongo import MongoDataClient
 from shared.clients.pg import PgDataClient
+from shared.contracts.ids import Id
 from shared.contracts.mongo import Activity
 from shared.contracts.pages import Cursor, Limit, Page
 from shared.contracts.pg import Order, OrderCreate, User, UserCreate, UserUpdate
-from shared.idempotency import IdempotencyKey
+from shared.idempotency import IdempotencyKey, RequiredIdempotencyKey
 from shared.observability.metrics import ORDERS_PLACED, USERS_REGISTERED
-from shared.problems import ProblemError
+from shared.preconditions import ExpectedVersion, etag
 
-type PathId = Annotated[int, Path(gt=0, lt=2**63)]
-# Placing an order needs a key, and one long enough not to collide by accident.
-type RequiredIdempotencyKey = Annotated[
-    str, Header(alias="Idempotency-Key", min_length=8, max_length=255, pattern=r"^[\x21-\x7e]+$")
-]
+type PathId = Annotated[Id, Path()]
 
 router = APIRouter()
 
@@ -60,7 +58,7 @@ async def register(
 @router.get("/users/{user_id}", tags=["users"])
 async def get_user(user_id: PathId, users: Users, response: Response) -> User:
     user = await users.get(user_id)
-    response.headers["ETag"] = f'"{user.version}"'
+    response.headers["ETag"] = etag(user.version)
     return user
     # --8<-- [end:read-user]
 
@@ -72,16 +70,13 @@ async def update_user(
     pg: Pg,
     users: Users,
     response: Response,
-    if_match: Annotated[str, Header(alias="If-Match", max_length=40)],
+    version: ExpectedVersion,
 ) -> User:
-    version = if_match.removeprefix("W/").strip('"')
-    if not version.isdigit():
-        raise ProblemError(412, f"If-Match {if_match!r} matches no version of this user")
     try:
-        user = await pg.update_user(user_id, change, int(version))
+        user = await pg.update_user(user_id, change, version)
     finally:
         await users.forget(user_id)  # even a failed write may have raced a change: drop the copy
-    response.headers["ETag"] = f'"{user.version}"'
+    response.headers["ETag"] = etag(user.version)
     return user
 
 

@@ -1,13 +1,12 @@
-"""``uv run python -m bot_service``: poll Telegram; health and metrics on $PORT (default 9102)."""
+"""``uv run python -m bot_service``: poll Telegram and consume events until SIGTERM;
+health and metrics on $PORT (default 9102)."""
 
-import asyncio
+from functools import partial
 
 from bot_service.main import run
 from bot_service.settings import Settings
-from shared.observability.setup import observe_process
+from shared.lifecycle import run_service
 from shared.settings import load_settings
 
-settings = load_settings(Settings, "bot_service")
-provider = observe_process("bot_service", settings)
-asyncio.run(run(settings))
-provider.shutdown()  # flush the spans still in the batch
+settings = load_settings(Settings, "bot_service")  # exits 2, one line per bad setting
+run_service("bot_service", settings, partial(run, settings))

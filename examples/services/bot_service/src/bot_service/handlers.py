@@ -21,53 +21,58 @@ def placeholder_email(chat_id: int) -> str:
 
 
 # --8<-- [start:handlers]
-def build_router(pg: PgDataClient, mongo: MongoDataClient) -> Router:
-    router = Router(name="commands")
+# The clients come from the dispatcher's workflow data (``Dispatcher(pg=..., mongo=...)``), aiogram's
+# dependency injection: a handler names what it needs, as a FastAPI route does with app state.
+async def start(message: Message, pg: PgDataClient) -> None:
+    if user := await pg.find_user_by_chat(message.chat.id):
+        await message.answer(f"Welcome back, {user.name}!")
+        return
+    name = (message.from_user.full_name if message.from_user else "") or "Telegram user"
+    new = UserCreate(
+        email=placeholder_email(message.chat.id), name=name[:120], telegram_chat_id=message.chat.id
+    )
+    # Telegram re-delivers updates after a crash: the key makes /start create one user, ever.
+    user = await pg.create_user(new, idempotency_key=f"telegram-start-{message.chat.id}")
+    USERS_REGISTERED.labels("telegram").inc()
+    await message.answer(f"Welcome, {user.name}! You are customer #{user.id}.")
 
-    async def current_user(message: Message) -> User | None:
-        user = await pg.find_user_by_chat(message.chat.id)
-        if user is None:
-            await message.answer("I don't know you yet: send /start first.")
-        return user
 
-    @router.message(CommandStart())
-    async def start(message: Message) -> None:
-        if user := await pg.find_user_by_chat(message.chat.id):
-            await message.answer(f"Welcome back, {user.name}!")
-            return
-        name = (message.from_user.full_name if message.from_user else "") or "Telegram user"
-        new = UserCreate(
-            email=placeholder_email(message.chat.id), name=name[:120], telegram_chat_id=message.chat.id
+async def orders(message: Message, pg: PgDataClient) -> None:
+    if user := await current_user(message, pg):
+        page = await pg.list_orders(user_id=user.id, limit=5)
+        lines = [f"#{o.id} · {o.status} · {o.total}" for o in page.items]
+        await message.answer("\n".join(["Your latest orders:", *lines]) if lines else "No orders yet.")
+
+
+async def activity(message: Message, pg: PgDataClient, mongo: MongoDataClient) -> None:
+    if user := await current_user(message, pg):
+        page = await mongo.list_activity(user.id, limit=5)
+        lines = [f"{a.at:%Y-%m-%d %H:%M} · {a.kind}" for a in page.items]
+        await message.answer("\n".join(["Recent activity:", *lines]) if lines else "No activity yet.")
+
+
+async def data_unavailable(event: ErrorEvent) -> None:
+    if event.update.message is not None:
+        busy = isinstance(event.exception, DependencyUnavailable)
+        await event.update.message.answer(
+            "We are busy right now, please try again in a minute." if busy else "Sorry, that did not work."
         )
-        # Telegram re-delivers updates after a crash: the key makes /start create one user, ever.
-        user = await pg.create_user(new, idempotency_key=f"telegram-start-{message.chat.id}")
-        USERS_REGISTERED.labels("telegram").inc()
-        await message.answer(f"Welcome, {user.name}! You are customer #{user.id}.")
 
-    @router.message(Command("orders"))
-    async def orders(message: Message) -> None:
-        if user := await current_user(message):
-            page = await pg.list_orders(user_id=user.id, limit=5)
-            lines = [f"#{o.id} · {o.status} · {o.total}" for o in page.items]
-            await message.answer("\n".join(["Your latest orders:", *lines]) if lines else "No orders yet.")
 
-    @router.message(Command("activity"))
-    async def activity(message: Message) -> None:
-        if user := await current_user(message):
-            page = await mongo.list_activity(user.id, limit=5)
-            lines = [f"{a.at:%Y-%m-%d %H:%M} · {a.kind}" for a in page.items]
-            await message.answer("\n".join(["Recent activity:", *lines]) if lines else "No activity yet.")
+async def current_user(message: Message, pg: PgDataClient) -> User | None:
+    user = await pg.find_user_by_chat(message.chat.id)
+    if user is None:
+        await message.answer("I don't know you yet: send /start first.")
+    return user
 
-    @router.errors(ExceptionTypeFilter(DataServiceError))
-    async def data_unavailable(event: ErrorEvent) -> None:
-        if event.update.message is not None:
-            busy = isinstance(event.exception, DependencyUnavailable)
-            await event.update.message.answer(
-                "We are busy right now, please try again in a minute."
-                if busy
-                else "Sorry, that did not work."
-            )
 
+def build_router() -> Router:
+    """The commands; one router per dispatcher (an aiogram router joins exactly one)."""
+    router = Router(name="commands")
+    router.message.register(start, CommandStart())
+    router.message.register(orders, Command("orders"))
+    router.message.register(activity, Command("activity"))
+    router.errors.register(data_unavailable, ExceptionTypeFilter(DataServiceError))
     return router
     # --8<-- [end:handlers]
 

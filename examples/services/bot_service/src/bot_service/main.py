@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import AsyncExitStack
+from functools import partial
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -13,15 +15,15 @@ from bot_service.handlers import build_router, on_order_confirmed
 from bot_service.settings import Settings
 from shared.clients.both import data_clients, liveness_of
 from shared.events.consumer import EventConsumer
+from shared.lifecycle import Lifecycle
 from shared.ops_server import ops_server
 
 
 # --8<-- [start:run]
-async def run(settings: Settings, handle_signals: bool = True) -> None:
-    """Poll until SIGTERM/SIGINT (aiogram stops polling and lets handlers finish)."""
-    async with AsyncExitStack() as stack:
+async def run(settings: Settings, life: Lifecycle) -> None:
+    """Poll and consume until ``life`` stops (SIGTERM), then finish the messages in hand."""
+    async with AsyncExitStack() as stack:  # opened in order, closed in reverse, also on failure
         pg, mongo = await stack.enter_async_context(data_clients(settings))
-        await stack.enter_async_context(ops_server(settings.host, settings.port, liveness_of(pg, mongo)))
         api = TelegramAPIServer.from_base(str(settings.telegram_api_url).rstrip("/"))
         bot = Bot(settings.bot_token.get_secret_value(), session=AiohttpSession(api=api))
         stack.push_async_callback(bot.session.close)
@@ -38,7 +40,26 @@ async def run(settings: Settings, handle_signals: bool = True) -> None:
                     remember_prefix=settings.redis_prefix,
                 )
             )
-        dispatcher = Dispatcher()
-        dispatcher.include_router(build_router(pg, mongo))
-        await dispatcher.start_polling(bot, handle_signals=handle_signals, polling_timeout=10)
+        dispatcher = Dispatcher(pg=pg, mongo=mongo)  # handlers take the clients by name
+        dispatcher.include_router(build_router())
+        await stack.enter_async_context(life.background(telegram_polling=partial(poll, dispatcher, bot)))
+        checks = {"process": life.check, **liveness_of(pg, mongo)}
+        await stack.enter_async_context(ops_server(settings.host, settings.port, checks))
+        await life.stopping.wait()
         # --8<-- [end:run]
+
+
+async def poll(dispatcher: Dispatcher, bot: Bot, stop: asyncio.Event) -> None:
+    """aiogram's long polling until ``stop``; the lifecycle, not aiogram, owns the signals."""
+    started = asyncio.Event()
+    dispatcher.startup.register(started.set)
+    polling = asyncio.create_task(
+        dispatcher.start_polling(bot, handle_signals=False, close_bot_session=False, polling_timeout=10)
+    )
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({polling, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not polling.done():
+        await started.wait()  # stop_polling refuses a dispatcher that has not started yet
+        await dispatcher.stop_polling()
+    await polling  # raises what ended polling early, for the lifecycle to report

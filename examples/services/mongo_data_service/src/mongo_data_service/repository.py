@@ -16,7 +16,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from shared.contracts.mongo import Activity, ActivityCreate, Preferences, PreferencesUpdate
-from shared.contracts.pages import InvalidCursor, Page, decode_cursor, encode_cursor
+from shared.contracts.pages import InvalidCursor, Page, decode_cursor, page_of
+from shared.idempotency import request_digest
 from shared.problems import ProblemError
 
 type Document = dict[str, Any]
@@ -47,16 +48,24 @@ class ActivityRepository:
     async def append(
         self, data: ActivityCreate, caller: str, idempotency_key: str | None
     ) -> tuple[Activity, bool]:
-        """Insert one activity; with an idempotency key a retry returns the first document."""
+        """Insert one activity; with an idempotency key a retry returns the first document.
+
+        As in pg_data_service, the document keeps a digest of the request: the same key with a
+        different body is refused (422), not answered with the first document.
+        """
         doc: Document = {**data.model_dump(), "at": datetime.now(UTC).replace(microsecond=0)}
         if idempotency_key is not None:
-            doc |= {"caller": caller, "idempotency_key": idempotency_key}
+            doc |= {
+                "caller": caller,
+                "idempotency_key": idempotency_key,
+                "request_hash": request_digest(data),
+            }
         try:
             result = await self.collection.insert_one(doc)
         except DuplicateKeyError:
             first = await self.collection.find_one({"caller": caller, "idempotency_key": idempotency_key})
-            assert first is not None
-            if (first["user_id"], first["kind"], first["payload"]) != (data.user_id, data.kind, data.payload):
+            assert first is not None  # the insert collided with it
+            if first.get("request_hash") != doc["request_hash"]:
                 raise ProblemError(
                     422, "this Idempotency-Key was used with a different request body"
                 ) from None
@@ -74,13 +83,8 @@ class ActivityRepository:
             at, last_id = _position(cursor)
             query["$or"] = [{"at": {"$lt": at}}, {"at": at, "_id": {"$lt": last_id}}]
         found = self.collection.find(query).sort([("at", DESCENDING), ("_id", DESCENDING)]).limit(limit + 1)
-        items = [_activity(doc) async for doc in found]
-        more = len(items) > limit
-        items = items[:limit]
-        last = items[-1] if more else None
-        return Page[Activity](
-            items=items, next_cursor=encode_cursor(last.at.isoformat(), last.id) if last else None
-        )
+        rows = [_activity(doc) async for doc in found]
+        return page_of(rows, limit, key=lambda activity: (activity.at.isoformat(), activity.id))
         # --8<-- [end:list]
 
 

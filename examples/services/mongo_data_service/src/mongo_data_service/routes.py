@@ -1,7 +1,7 @@
 """The HTTP API of mongo_data_service: activity (append, list) and preferences (get, put)."""
 
-# No `from __future__ import annotations` here: FastAPI must evaluate the route signatures,
-# which refer to dependencies created inside build_router.
+from __future__ import annotations
+
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
@@ -9,8 +9,9 @@ from fastapi.responses import JSONResponse
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mongo_data_service.repository import ActivityRepository, Document, PreferencesRepository
-from shared.auth import CallerAuth
-from shared.contracts.mongo import Activity, ActivityCreate, Kind, Preferences, PreferencesUpdate, UserId
+from shared.auth import requires
+from shared.contracts.ids import Id
+from shared.contracts.mongo import Activity, ActivityCreate, Kind, Preferences, PreferencesUpdate
 from shared.contracts.pages import Cursor, Limit, Page
 from shared.idempotency import IdempotencyKey
 
@@ -23,45 +24,45 @@ def database(request: Request) -> AsyncDatabase[Document]:
 type Db = Annotated[AsyncDatabase[Document], Depends(database)]
 
 
-def build_router(auth: CallerAuth) -> APIRouter:
-    router = APIRouter()
-    read = Depends(auth.require("activity:read"))
-    write = auth.require("activity:write")
+type Writes = Annotated[str, Depends(requires("activity:write"))]
+READS = Depends(requires("activity:read"))
 
-    @router.post("/activity", status_code=status.HTTP_201_CREATED, response_model=Activity, tags=["activity"])
-    async def append_activity(
-        data: ActivityCreate,
-        db: Db,
-        caller: Annotated[str, Depends(write)],
-        idempotency_key: IdempotencyKey = None,
-    ) -> JSONResponse:
-        activity, replayed = await ActivityRepository(db).append(data, caller, idempotency_key)
-        headers = {"Idempotent-Replayed": "true"} if replayed else {}
-        return JSONResponse(activity.model_dump(mode="json"), status_code=201, headers=headers)
+router = APIRouter()
 
-    @router.get("/activity", response_model=Page[Activity], tags=["activity"], dependencies=[read])
-    async def list_activity(
-        db: Db,
-        user_id: Annotated[UserId, Query()],
-        kind: Annotated[Kind | None, Query()] = None,
-        limit: Limit = 20,
-        cursor: Cursor | None = None,
-    ) -> Page[Activity]:
-        return await ActivityRepository(db).list(user_id, kind, limit, cursor)
 
-    @router.get(
-        "/preferences/{user_id}", response_model=Preferences, tags=["preferences"], dependencies=[read]
-    )
-    async def get_preferences(user_id: Annotated[UserId, Path()], db: Db) -> Preferences:
-        return await PreferencesRepository(db).get(user_id)
+@router.post("/activity", status_code=status.HTTP_201_CREATED, response_model=Activity, tags=["activity"])
+async def append_activity(
+    data: ActivityCreate,
+    db: Db,
+    caller: Writes,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    activity, replayed = await ActivityRepository(db).append(data, caller, idempotency_key)
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    return JSONResponse(activity.model_dump(mode="json"), status_code=201, headers=headers)
 
-    @router.put("/preferences/{user_id}", response_model=Preferences, tags=["preferences"])
-    async def put_preferences(
-        user_id: Annotated[UserId, Path()],
-        data: PreferencesUpdate,
-        db: Db,
-        _: Annotated[str, Depends(write)],
-    ) -> Preferences:
-        return await PreferencesRepository(db).put(user_id, data)
 
-    return router
+@router.get("/activity", response_model=Page[Activity], tags=["activity"], dependencies=[READS])
+async def list_activity(
+    db: Db,
+    user_id: Annotated[Id, Query()],
+    kind: Annotated[Kind | None, Query()] = None,
+    limit: Limit = 20,
+    cursor: Cursor | None = None,
+) -> Page[Activity]:
+    return await ActivityRepository(db).list(user_id, kind, limit, cursor)
+
+
+@router.get("/preferences/{user_id}", response_model=Preferences, tags=["preferences"], dependencies=[READS])
+async def get_preferences(user_id: Annotated[Id, Path()], db: Db) -> Preferences:
+    return await PreferencesRepository(db).get(user_id)
+
+
+@router.put("/preferences/{user_id}", response_model=Preferences, tags=["preferences"])
+async def put_preferences(
+    user_id: Annotated[Id, Path()],
+    data: PreferencesUpdate,
+    db: Db,
+    _: Writes,
+) -> Preferences:
+    return await PreferencesRepository(db).put(user_id, data)

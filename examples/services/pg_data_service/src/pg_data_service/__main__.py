@@ -1,12 +1,16 @@
-"""``uv run python -m pg_data_service``: serve on $HOST:$PORT (default 127.0.0.1:8001)."""
+"""``uv run python -m pg_data_service``: serve on $HOST:$PORT (default 127.0.0.1:8001) until SIGTERM."""
 
 from pg_data_service.app import create_app
 from pg_data_service.settings import Settings
-from shared.observability.setup import observe_process
+from shared.lifecycle import Lifecycle, run_service
 from shared.serve import serve
 from shared.settings import load_settings
 
-settings = load_settings(Settings, "pg_data_service")
-# Before the app is built: its clients are instrumented as they are created.
-provider = observe_process("pg_data_service", settings)
-serve(create_app(settings), settings, provider)
+settings = load_settings(Settings, "pg_data_service")  # exits 2, one line per bad setting
+
+
+async def main(life: Lifecycle) -> None:
+    await serve(create_app(settings, life), settings, life)
+
+
+run_service("pg_data_service", settings, main)

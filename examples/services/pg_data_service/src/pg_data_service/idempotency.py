@@ -8,7 +8,6 @@ the first. A key reused with a *different* request is a client bug: 422.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pg_data_service.tables import IdempotencyRow
+from shared.idempotency import request_digest
 from shared.problems import ProblemError
 
 
@@ -32,7 +32,7 @@ async def create_once(
     """Run ``create`` once per (caller, key); return (response body, whether it was replayed)."""
     if key is None:
         return (await create()).model_dump(mode="json"), False
-    digest = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+    digest = request_digest(request)
     claimed = await session.scalar(
         insert(IdempotencyRow)
         .values(caller=caller, key=key, request_hash=digest)
@@ -52,7 +52,7 @@ async def create_once(
     await session.execute(
         update(IdempotencyRow)
         .where(IdempotencyRow.caller == caller, IdempotencyRow.key == key)
-        .values(status_code=201, response=body)
+        .values(response=body)
     )
     return body, False
     # --8<-- [end:create-once]

@@ -14,6 +14,7 @@ from alembic.config import Config
 from pydantic import PostgresDsn
 from pydantic_settings import BaseSettings
 
+from pg_data_service.settings import asyncpg_url
 from shared.settings import load_settings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -24,8 +25,8 @@ def alembic_config(database_url: str) -> Config:
     """Alembic's configuration, built in code: no alembic.ini to keep in sync."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    url = database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
-    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))  # configparser escapes %
+    url = asyncpg_url(database_url).replace("%", "%%")  # configparser escapes %
+    config.set_main_option("sqlalchemy.url", url)
     return config
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pg_data_service.tables import OrderRow, OutboxRow, UserRow
-from shared.contracts.pages import InvalidCursor, Page, decode_cursor, encode_cursor
+from shared.contracts.pages import InvalidCursor, Page, decode_cursor, page_of
 from shared.contracts.pg import (
     ALLOWED_TRANSITIONS,
     Order,
@@ -81,7 +81,7 @@ class UserRepository:
         if telegram_chat_id is not None:
             query = query.where(UserRow.telegram_chat_id == telegram_chat_id)
         rows = list((await self.session.scalars(query)).all())
-        return _page([_user(row) for row in rows], limit)
+        return page_of([_user(row) for row in rows], limit, key=lambda user: (user.id,))
 
     # --8<-- [start:update]
     async def update(self, user_id: int, change: UserUpdate, expected_version: int) -> User:
@@ -163,7 +163,7 @@ class OrderRepository:
         if status is not None:
             query = query.where(OrderRow.status == status.value)
         rows = list((await self.session.scalars(query)).all())
-        return _page([_order(row) for row in rows], limit)
+        return page_of([_order(row) for row in rows], limit, key=lambda order: (order.id,))
         # --8<-- [end:keyset]
 
     async def set_status(self, order_id: int, status: OrderStatus, expected_version: int) -> Order:
@@ -182,10 +182,3 @@ class OrderRepository:
         if row is None:
             await missing_or_stale(self.session, OrderRow, order_id, expected_version)
         return _order(row)
-
-
-def _page[T: (User, Order)](items: list[T], limit: int) -> Page[T]:
-    """Fetch ``limit + 1`` rows: the extra one only says whether a next page exists."""
-    more = len(items) > limit
-    items = items[:limit]
-    return Page[T](items=items, next_cursor=encode_cursor(items[-1].id) if more else None)

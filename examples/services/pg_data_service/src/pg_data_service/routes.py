@@ -1,17 +1,18 @@
 """The HTTP API of pg_data_service: users and orders, with ETags, If-Match and idempotency keys."""
 
-# No `from __future__ import annotations` here: FastAPI must evaluate the route signatures,
-# which refer to dependencies created inside build_router.
+from __future__ import annotations
+
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pg_data_service.idempotency import create_once
 from pg_data_service.repository import OrderRepository, UserRepository
-from shared.auth import CallerAuth
+from shared.auth import requires
+from shared.contracts.ids import Id
 from shared.contracts.pages import Cursor, Limit, Page
 from shared.contracts.pg import (
     ChatId,
@@ -24,9 +25,9 @@ from shared.contracts.pg import (
     UserUpdate,
 )
 from shared.idempotency import IdempotencyKey
-from shared.problems import ProblemError
+from shared.preconditions import ExpectedVersion, etag
 
-type PathId = Annotated[int, Path(gt=0, lt=2**63)]
+type PathId = Annotated[Id, Path()]
 
 
 async def session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -38,29 +39,6 @@ async def session(request: Request) -> AsyncIterator[AsyncSession]:
 type Session = Annotated[AsyncSession, Depends(session)]
 
 
-def etag(version: int) -> str:
-    return f'"{version}"'
-
-
-# --8<-- [start:if-match]
-def expected_version(
-    if_match: Annotated[
-        str | None, Header(alias="If-Match", max_length=40, description='The ETag you read, e.g. "3"')
-    ] = None,
-) -> int:
-    """The version an update expects; updates without If-Match are refused (428)."""
-    if if_match is None:
-        raise ProblemError(428, 'updates need If-Match with the ETag you read, e.g. If-Match: "3"')
-    value = if_match.removeprefix("W/").strip('"')
-    if not value.isdigit() or len(value) > 18:
-        raise ProblemError(412, f"If-Match {if_match!r} matches no version of this resource")
-    return int(value)
-    # --8<-- [end:if-match]
-
-
-type ExpectedVersion = Annotated[int, Depends(expected_version)]
-
-
 def created(body: dict[str, Any], replayed: bool, collection: str) -> JSONResponse:
     """201 with the resource's ETag and Location; a replayed answer says so in a header."""
     headers = {"ETag": etag(body["version"]), "Location": f"/{collection}/{body['id']}"}
@@ -69,103 +47,108 @@ def created(body: dict[str, Any], replayed: bool, collection: str) -> JSONRespon
     return JSONResponse(body, status_code=201, headers=headers)
 
 
-def build_router(auth: CallerAuth) -> APIRouter:
-    router = APIRouter()
-    read_users = Depends(auth.require("users:read"))
-    write_users = auth.require("users:write")
-    read_orders = Depends(auth.require("orders:read"))
-    write_orders = auth.require("orders:write")
+# Who calls, checked against the permissions in app.state.auth (401 or 403 otherwise).
+type WritesUsers = Annotated[str, Depends(requires("users:write"))]
+type WritesOrders = Annotated[str, Depends(requires("orders:write"))]
+READS_USERS = Depends(requires("users:read"))
+READS_ORDERS = Depends(requires("orders:read"))
 
-    # --8<-- [start:create-user]
-    @router.post("/users", status_code=status.HTTP_201_CREATED, response_model=User, tags=["users"])
-    async def create_user(
-        data: UserCreate,
-        db: Session,
-        caller: Annotated[str, Depends(write_users)],
-        idempotency_key: IdempotencyKey = None,
-    ) -> JSONResponse:
-        body, replayed = await create_once(
-            db, caller, idempotency_key, data, lambda: UserRepository(db).create(data)
-        )
-        await db.commit()  # before answering: a 201 must mean the user is stored
-        return created(body, replayed, "users")
-        # --8<-- [end:create-user]
+router = APIRouter()
 
-    @router.get("/users/{user_id}", response_model=User, tags=["users"], dependencies=[read_users])
-    async def get_user(user_id: PathId, db: Session, response: Response) -> User:
-        user = await UserRepository(db).get(user_id)
-        response.headers["ETag"] = etag(user.version)
-        return user
 
-    @router.get("/users", response_model=Page[User], tags=["users"], dependencies=[read_users])
-    async def list_users(
-        db: Session,
-        limit: Limit = 20,
-        cursor: Cursor | None = None,
-        email: Annotated[str | None, Query(max_length=320)] = None,
-        telegram_chat_id: Annotated[ChatId | None, Query()] = None,
-    ) -> Page[User]:
-        return await UserRepository(db).list(
-            limit=limit, cursor=cursor, email=email, telegram_chat_id=telegram_chat_id
-        )
+# --8<-- [start:create-user]
+@router.post("/users", status_code=status.HTTP_201_CREATED, response_model=User, tags=["users"])
+async def create_user(
+    data: UserCreate,
+    db: Session,
+    caller: WritesUsers,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    body, replayed = await create_once(
+        db, caller, idempotency_key, data, lambda: UserRepository(db).create(data)
+    )
+    await db.commit()  # before answering: a 201 must mean the user is stored
+    return created(body, replayed, "users")
+    # --8<-- [end:create-user]
 
-    @router.patch("/users/{user_id}", response_model=User, tags=["users"])
-    async def update_user(
-        user_id: PathId,
-        change: UserUpdate,
-        version: ExpectedVersion,
-        db: Session,
-        response: Response,
-        _: Annotated[str, Depends(write_users)],
-    ) -> User:
-        user = await UserRepository(db).update(user_id, change, version)
-        await db.commit()
-        response.headers["ETag"] = etag(user.version)
-        return user
 
-    @router.post("/orders", status_code=status.HTTP_201_CREATED, response_model=Order, tags=["orders"])
-    async def create_order(
-        data: OrderCreate,
-        db: Session,
-        caller: Annotated[str, Depends(write_orders)],
-        idempotency_key: IdempotencyKey = None,
-    ) -> JSONResponse:
-        body, replayed = await create_once(
-            db, caller, idempotency_key, data, lambda: OrderRepository(db).create_order(data)
-        )
-        await db.commit()
-        return created(body, replayed, "orders")
+@router.get("/users/{user_id}", response_model=User, tags=["users"], dependencies=[READS_USERS])
+async def get_user(user_id: PathId, db: Session, response: Response) -> User:
+    user = await UserRepository(db).get(user_id)
+    response.headers["ETag"] = etag(user.version)
+    return user
 
-    @router.get("/orders/{order_id}", response_model=Order, tags=["orders"], dependencies=[read_orders])
-    async def get_order(order_id: PathId, db: Session, response: Response) -> Order:
-        order = await OrderRepository(db).get_order(order_id)
-        response.headers["ETag"] = etag(order.version)
-        return order
 
-    @router.get("/orders", response_model=Page[Order], tags=["orders"], dependencies=[read_orders])
-    async def list_orders(
-        db: Session,
-        limit: Limit = 20,
-        cursor: Cursor | None = None,
-        user_id: Annotated[int | None, Query(gt=0, lt=2**63)] = None,
-        status: OrderStatus | None = None,
-    ) -> Page[Order]:
-        return await OrderRepository(db).list_orders(
-            limit=limit, cursor=cursor, user_id=user_id, status=status
-        )
+@router.get("/users", response_model=Page[User], tags=["users"], dependencies=[READS_USERS])
+async def list_users(
+    db: Session,
+    limit: Limit = 20,
+    cursor: Cursor | None = None,
+    email: Annotated[str | None, Query(max_length=320)] = None,
+    telegram_chat_id: Annotated[ChatId | None, Query()] = None,
+) -> Page[User]:
+    return await UserRepository(db).list(
+        limit=limit, cursor=cursor, email=email, telegram_chat_id=telegram_chat_id
+    )
 
-    @router.patch("/orders/{order_id}", response_model=Order, tags=["orders"])
-    async def set_order_status(
-        order_id: PathId,
-        change: OrderStatusUpdate,
-        version: ExpectedVersion,
-        db: Session,
-        response: Response,
-        _: Annotated[str, Depends(write_orders)],
-    ) -> Order:
-        order = await OrderRepository(db).set_status(order_id, change.status, version)
-        await db.commit()
-        response.headers["ETag"] = etag(order.version)
-        return order
 
-    return router
+@router.patch("/users/{user_id}", response_model=User, tags=["users"])
+async def update_user(
+    user_id: PathId,
+    change: UserUpdate,
+    version: ExpectedVersion,
+    db: Session,
+    response: Response,
+    _: WritesUsers,
+) -> User:
+    user = await UserRepository(db).update(user_id, change, version)
+    await db.commit()
+    response.headers["ETag"] = etag(user.version)
+    return user
+
+
+@router.post("/orders", status_code=status.HTTP_201_CREATED, response_model=Order, tags=["orders"])
+async def create_order(
+    data: OrderCreate,
+    db: Session,
+    caller: WritesOrders,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    body, replayed = await create_once(
+        db, caller, idempotency_key, data, lambda: OrderRepository(db).create_order(data)
+    )
+    await db.commit()
+    return created(body, replayed, "orders")
+
+
+@router.get("/orders/{order_id}", response_model=Order, tags=["orders"], dependencies=[READS_ORDERS])
+async def get_order(order_id: PathId, db: Session, response: Response) -> Order:
+    order = await OrderRepository(db).get_order(order_id)
+    response.headers["ETag"] = etag(order.version)
+    return order
+
+
+@router.get("/orders", response_model=Page[Order], tags=["orders"], dependencies=[READS_ORDERS])
+async def list_orders(
+    db: Session,
+    limit: Limit = 20,
+    cursor: Cursor | None = None,
+    user_id: Annotated[Id | None, Query()] = None,
+    status: OrderStatus | None = None,
+) -> Page[Order]:
+    return await OrderRepository(db).list_orders(limit=limit, cursor=cursor, user_id=user_id, status=status)
+
+
+@router.patch("/orders/{order_id}", response_model=Order, tags=["orders"])
+async def set_order_status(
+    order_id: PathId,
+    change: OrderStatusUpdate,
+    version: ExpectedVersion,
+    db: Session,
+    response: Response,
+    _: WritesOrders,
+) -> Order:
+    order = await OrderRepository(db).set_status(order_id, change.status, version)
+    await db.commit()
+    response.headers["ETag"] = etag(order.version)
+    return order

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from pydantic import AmqpDsn, Field, PostgresDsn
+from sqlalchemy import make_url
 
 from shared.settings import ServiceSettings, ServiceTokens
 
@@ -25,4 +26,9 @@ class Settings(ServiceSettings):
     @property
     def async_database_url(self) -> str:
         """The URL for SQLAlchemy's asyncpg dialect."""
-        return str(self.database_url).replace("postgresql://", "postgresql+asyncpg://", 1)
+        return asyncpg_url(str(self.database_url))
+
+
+def asyncpg_url(database_url: str) -> str:
+    """``database_url`` with SQLAlchemy's asyncpg driver (``postgresql+asyncpg://``), password kept."""
+    return make_url(database_url).set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)

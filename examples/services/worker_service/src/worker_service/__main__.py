@@ -1,13 +1,14 @@
-"""``uv run python -m worker_service``: run the periodic jobs; health and metrics on $PORT (default 9101)."""
+"""``uv run python -m worker_service``: consume events and run the periodic job until SIGTERM;
+health and metrics on $PORT (default 9101)."""
 
-import asyncio
+# --8<-- [start:main]
+from functools import partial
 
-from shared.observability.setup import observe_process
+from shared.lifecycle import run_service
 from shared.settings import load_settings
 from worker_service.main import run
 from worker_service.settings import Settings
 
-settings = load_settings(Settings, "worker_service")
-provider = observe_process("worker_service", settings)
-asyncio.run(run(settings))
-provider.shutdown()  # flush the spans still in the batch
+settings = load_settings(Settings, "worker_service")  # exits 2, one line per bad setting
+run_service("worker_service", settings, partial(run, settings))
+# --8<-- [end:main]

@@ -1,10 +1,9 @@
-"""The worker process: health and metrics, the periodic job, graceful shutdown on SIGTERM."""
+"""The worker process: consumes ``order.placed``, runs the periodic job, serves health and metrics."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -15,6 +14,7 @@ from shared.clients.mongo import MongoDataClient
 from shared.clients.pg import PgDataClient
 from shared.events.consumer import EventConsumer
 from shared.events.publisher import EventPublisher
+from shared.lifecycle import Lifecycle
 from shared.ops_server import ops_server
 from worker_service.consumers import on_order_placed
 from worker_service.jobs import confirm_placed_orders
@@ -25,24 +25,26 @@ log = logging.getLogger("worker_service")
 
 
 # --8<-- [start:run]
-async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    """Work until SIGTERM or SIGINT (or ``stop``), finishing the job in progress first."""
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    async with AsyncExitStack() as stack:
+async def run(settings: Settings, life: Lifecycle) -> None:
+    """Work until ``life`` stops (SIGTERM), then finish the job run and the messages in hand."""
+    async with AsyncExitStack() as stack:  # opened in order, closed in reverse, also on failure
         pg, mongo = await stack.enter_async_context(data_clients(settings))
-        await stack.enter_async_context(ops_server(settings.host, settings.port, liveness_of(pg, mongo)))
         if settings.rabbitmq_url is not None:
             await stack.enter_async_context(consuming(settings, pg, mongo))
+
+        async def confirm_orders(stop: asyncio.Event) -> None:
+            await run_periodically(
+                "confirm_placed_orders",
+                lambda: confirm_placed_orders(pg, mongo, settings.batch_size),
+                settings.job_interval_seconds,
+                stop,
+            )
+
+        await stack.enter_async_context(life.background(confirm_placed_orders=confirm_orders))
+        checks = {"process": life.check, **liveness_of(pg, mongo)}
+        await stack.enter_async_context(ops_server(settings.host, settings.port, checks))
         log.info("worker started")
-        await run_periodically(
-            "confirm_placed_orders",
-            lambda: confirm_placed_orders(pg, mongo, settings.batch_size),
-            settings.job_interval_seconds,
-            stop,
-        )
+        await life.stopping.wait()
     log.info("worker stopped")
     # --8<-- [end:run]
 

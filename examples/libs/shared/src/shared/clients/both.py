@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from shared.checks import Check
 from shared.clients.mongo import MongoDataClient
 from shared.clients.pg import PgDataClient
-from shared.health import Check
 from shared.settings import DataClientSettings
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.problems import Problem
+from shared.contracts.problem import Problem
 
 
 # --8<-- [start:errors]

@@ -34,9 +34,9 @@ from tenacity import (
 )
 
 from shared.clients.errors import DataServiceError, DependencyUnavailable, error_for
+from shared.contracts.problem import Problem
 from shared.observability.logs import REQUEST_ID
 from shared.observability.metrics import CLIENT_DURATION, CLIENT_REQUESTS, outcome_of
-from shared.problems import Problem
 
 type Params = Mapping[str, str | int]
 

@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from shared.contracts.ids import Id
+
 MAX_DEPTH = 5
 MAX_KEYS = 100
 
@@ -37,7 +39,6 @@ type SafePayload = Annotated[dict[str, Any], AfterValidator(safe_document)]
 # --8<-- [end:guard]
 
 type Kind = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$", max_length=64)]
-type UserId = Annotated[int, Field(gt=0, lt=2**63)]
 
 
 class ActivityCreate(BaseModel):
@@ -48,7 +49,7 @@ class ActivityCreate(BaseModel):
         },
     )
 
-    user_id: UserId
+    user_id: Id
     kind: Kind
     payload: SafePayload = Field(default_factory=dict)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable, Sequence
 from typing import Annotated
 
 from pydantic import BaseModel, Field
@@ -24,6 +25,18 @@ class Page[T](BaseModel):
 
     items: list[T]
     next_cursor: str | None = None
+
+
+# --8<-- [start:page]
+def page_of[T](rows: Sequence[T], limit: int, key: Callable[[T], tuple[int | str, ...]]) -> Page[T]:
+    """The page of ``rows`` fetched with ``LIMIT limit + 1``: the extra row only says a next page exists.
+
+    The next cursor is the ``key`` (the sort key) of the last row kept.
+    """
+    items = list(rows[:limit])
+    more = len(rows) > limit
+    return Page[T](items=items, next_cursor=encode_cursor(*key(items[-1])) if more else None)
+    # --8<-- [end:page]
 
 
 class InvalidCursor(ValueError):

@@ -9,6 +9,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from shared.contracts.ids import Id
+
 type Name = Annotated[str, Field(min_length=1, max_length=120)]
 type ChatId = Annotated[int, Field(gt=0, lt=2**52, description="Telegram chat id")]
 
@@ -79,7 +81,7 @@ class OrderCreate(Strict):
         }
     )
 
-    user_id: Annotated[int, Field(gt=0, lt=2**63)]
+    user_id: Id
     items: Annotated[list[OrderItem], Field(min_length=1, max_length=50)]
 
     @property

@@ -69,15 +69,16 @@ class EventConsumer:
         remember_prefix: str = "events:",
         depth_interval: float = 15.0,
     ) -> None:
-        self.url, self.name, self.routing_keys, self.handler, self.redis = (
-            url,
-            name,
-            routing_keys,
-            handler,
-            redis,
-        )
-        self.prefetch, self.max_attempts, self.retry_delay_ms = prefetch, max_attempts, retry_delay_ms
-        self.remember_seconds, self.remember_prefix = remember_seconds, remember_prefix
+        self.url = url
+        self.name = name
+        self.routing_keys = routing_keys
+        self.handler = handler
+        self.redis = redis
+        self.prefetch = prefetch
+        self.max_attempts = max_attempts
+        self.retry_delay_ms = retry_delay_ms
+        self.remember_seconds = remember_seconds
+        self.remember_prefix = remember_prefix
         self.depth_interval = depth_interval
         self._depth: asyncio.Task[None] | None = None
         self._connection: AbstractRobustConnection | None = None

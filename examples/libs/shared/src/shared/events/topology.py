@@ -32,10 +32,10 @@ DEAD = "domain.events.dead"
 
 @dataclass(frozen=True)
 class Queues:
+    """What a consumer reads from (its queue, its parking lot) and republishes to (retry, dead)."""
+
     main: AbstractQueue
-    retry: AbstractQueue
     parking: AbstractQueue
-    events: AbstractExchange
     retry_exchange: AbstractExchange
     dead: AbstractExchange
 
@@ -79,7 +79,7 @@ async def declare(
         await main.bind(events, key)
     await retry.bind(retry_exchange, consumer)
     await parking.bind(dead, f"{consumer}.parking-lot")
-    return Queues(main, retry, parking, events, retry_exchange, dead)
+    return Queues(main=main, parking=parking, retry_exchange=retry_exchange, dead=dead)
     # --8<-- [end:declare]
 
 

@@ -8,13 +8,12 @@ or absent, never a few disconnected pieces.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
 from collections.abc import Mapping
 
 from opentelemetry import context, propagate, trace
-from opentelemetry.instrumentation.aio_pika import AioPikaInstrumentor
-from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
-from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -38,12 +37,38 @@ def tracer_provider(
     return provider
 
 
-def instrument_libraries() -> None:
-    """Spans for outgoing HTTP (aiohttp), Redis and AMQP, for every client created afterwards."""
-    for instrumentor in (AioHttpClientInstrumentor(), RedisInstrumentor(), AioPikaInstrumentor()):
+# Each instrumentor comes with the extra of `shared` that installs its library: a service instruments
+# what it installed and never imports what it did not (the API has no aio-pika, the data services no
+# aiohttp client).
+INSTRUMENTORS = {
+    "opentelemetry.instrumentation.aiohttp_client": "AioHttpClientInstrumentor",  # extra: client
+    "opentelemetry.instrumentation.redis": "RedisInstrumentor",  # extras: redis, consume
+    "opentelemetry.instrumentation.aio_pika": "AioPikaInstrumentor",  # extras: events, consume
+}
+
+
+def instrument_libraries() -> list[str]:
+    """Spans for outgoing HTTP (aiohttp), Redis and AMQP, for every client created afterwards.
+
+    Only the instrumentors this service installed are used; returns those instrumented by this call.
+    """
+    instrumented = []
+    for module, name in INSTRUMENTORS.items():
+        if not _installed(module):
+            continue
+        instrumentor = getattr(importlib.import_module(module), name)()
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument()
-            # --8<-- [end:provider]
+            instrumented.append(module)
+    return instrumented
+    # --8<-- [end:provider]
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # not even its parent (opentelemetry.instrumentation) is installed
+        return False
 
 
 # --8<-- [start:carriers]

@@ -1,0 +1,25 @@
+"""Dependency checks behind every ``/health/ready``, whichever server answers it.
+
+A check is any coroutine function that raises when its dependency is not usable. The
+FastAPI services (:mod:`shared.health`) and the services without an HTTP API of their
+own (:mod:`shared.ops_server`) run them the same way, so this module needs neither.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+
+type Check = Callable[[], Awaitable[object]]
+
+
+async def failed_checks(checks: Mapping[str, Check], timeout: float) -> dict[str, str]:
+    """Run every check concurrently, each with ``timeout``; name the ones that failed and how."""
+    results = await asyncio.gather(
+        *(asyncio.wait_for(check(), timeout) for check in checks.values()), return_exceptions=True
+    )
+    return {
+        name: type(result).__name__
+        for name, result in zip(checks, results, strict=True)
+        if isinstance(result, BaseException)
+    }
