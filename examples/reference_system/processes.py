@@ -172,8 +172,8 @@ class StoppedBadly(RuntimeError):
     """A service did not stop cleanly on SIGTERM: it failed, or had to be killed."""
 
 
-async def stop(running: Running, timeout: float = 15) -> None:
-    """SIGTERM, wait for a clean exit (status 0), SIGKILL if it does not come; say if it was not clean."""
+async def stop(running: Running, timeout: float = 15) -> str | None:
+    """SIGTERM, wait for a clean exit, SIGKILL if it does not come; say what was not clean."""
     if running.process.returncode is None:
         running.process.send_signal(signal.SIGTERM)
         try:
@@ -181,13 +181,10 @@ async def stop(running: Running, timeout: float = 15) -> None:
         except TimeoutError:
             running.process.kill()
             await running.process.wait()
-            raise StoppedBadly(
-                f"{running.name} did not stop within {timeout:.0f} s of SIGTERM; killed"
-            ) from None
+            return f"{running.name} did not stop within {timeout:.0f} s of SIGTERM and was killed"
     if running.process.returncode != 0:
-        raise StoppedBadly(
-            f"{running.name} exited with status {running.process.returncode}; see its log above"
-        )
+        return f"{running.name} exited with status {running.process.returncode}; see its log above"
+    return None
 
 
 # --8<-- [start:run]
@@ -195,6 +192,12 @@ async def stop(running: Running, timeout: float = 15) -> None:
 async def running_system(config: SystemConfig) -> AsyncIterator[dict[str, Running]]:
     """Migrate, start the services wave by wave, yield them by name; stop all in reverse order."""
     started: dict[str, Running] = {}
+    unclean: list[str] = []
+
+    async def stopped(running: Running) -> None:
+        if problem := await stop(running):
+            unclean.append(problem)
+
     async with AsyncExitStack() as stack:
         # Migrations run while the MongoDB data service starts; the PostgreSQL one waits for them.
         migrate = await asyncio.create_subprocess_exec(
@@ -211,12 +214,14 @@ async def running_system(config: SystemConfig) -> AsyncIterator[dict[str, Runnin
                     sys.executable, "-m", name, env=os.environ | env
                 )
                 started[name] = Running(name, process, ready_url)
-                stack.push_async_callback(stop, started[name])  # stopped in reverse order
+                stack.push_async_callback(stopped, started[name])  # stopped in reverse order
             # The whole wave is ready before the next one starts (a TaskGroup fails on the first error).
             async with asyncio.TaskGroup() as group:
                 for name, _, _ in wave:
                     group.create_task(wait_ready(started[name]))
         yield started
+    if unclean:  # every service was stopped; say which did not go cleanly
+        raise StoppedBadly("; ".join(unclean))
         # --8<-- [end:run]
 
 
