@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -17,7 +19,7 @@ from fastapi import FastAPI
 
 from reference_system.ports import free_port, port_is_open
 from reference_system.waiting import eventually
-from shared.lifecycle import Crashed, Lifecycle, Stopping
+from shared.lifecycle import Crashed, Lifecycle, Stopping, run_service
 from shared.serve import serve
 from shared.settings import ServiceSettings
 
@@ -71,6 +73,29 @@ async def test_leaving_the_block_lets_each_job_finish_its_step() -> None:
     with pytest.raises(Stopping):  # not ready either: a stop drains the instance
         life.stop()
         await life.check()
+
+
+def test_run_service_stops_on_sigterm_and_returns_after_main_has_drained() -> None:
+    """In this process, as a deploy does it: SIGTERM, the service's main unwinds, no exit status 1."""
+    steps: list[str] = []
+
+    async def main(life: Lifecycle) -> None:
+        steps.append("started")
+        os.kill(os.getpid(), signal.SIGTERM)  # handled by run_service, not by the default action
+        await life.stopping.wait()
+        steps.append("drained")
+
+    run_service("demo_service", ServiceSettings(port=1), main)
+    assert steps == ["started", "drained"]
+
+
+def test_run_service_exits_1_when_main_fails() -> None:
+    async def main(life: Lifecycle) -> None:
+        raise ConnectionRefusedError("no broker")
+
+    with pytest.raises(SystemExit) as exited:
+        run_service("demo_service", ServiceSettings(port=1), main)
+    assert exited.value.code == 1
 
 
 def test_a_crashed_job_makes_the_process_exit_1_with_the_cause_logged() -> None:

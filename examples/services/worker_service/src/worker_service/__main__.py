@@ -1,7 +1,6 @@
 """``uv run python -m worker_service``: consume events and run the periodic job until SIGTERM;
 health and metrics on $PORT (default 9101)."""
 
-# --8<-- [start:main]
 from functools import partial
 
 from shared.lifecycle import run_service
@@ -11,4 +10,3 @@ from worker_service.settings import Settings
 
 settings = load_settings(Settings, "worker_service")  # exits 2, one line per bad setting
 run_service("worker_service", settings, partial(run, settings))
-# --8<-- [end:main]
