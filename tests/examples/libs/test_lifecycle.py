@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 import aiohttp
 import pytest
 from fastapi import FastAPI
 
+from patterns.testing.spans import span_recorder
 from reference_system.ports import free_port, port_is_open
 from reference_system.waiting import eventually
 from shared.lifecycle import Crashed, Lifecycle, Stopping, run_service
@@ -75,6 +77,18 @@ async def test_leaving_the_block_lets_each_job_finish_its_step() -> None:
         await life.check()
 
 
+@pytest.fixture
+def observed_as_tests() -> Iterator[None]:
+    """run_service observes the process as a service does. Keep this process's own: its tracer provider
+    is set first (OpenTelemetry refuses a second), and pytest's log capture is put back afterwards."""
+    span_recorder()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers, root.level = handlers, level
+
+
+@pytest.mark.usefixtures("observed_as_tests")
 def test_run_service_stops_on_sigterm_and_returns_after_main_has_drained() -> None:
     """In this process, as a deploy does it: SIGTERM, the service's main unwinds, no exit status 1."""
     steps: list[str] = []
@@ -89,6 +103,7 @@ def test_run_service_stops_on_sigterm_and_returns_after_main_has_drained() -> No
     assert steps == ["started", "drained"]
 
 
+@pytest.mark.usefixtures("observed_as_tests")
 def test_run_service_exits_1_when_main_fails() -> None:
     async def main(life: Lifecycle) -> None:
         raise ConnectionRefusedError("no broker")
