@@ -25,8 +25,16 @@ uv run python -m shared.events.parking_lot replay worker.order-placed
 # --8<-- [end:parking-lot-replay]
 
 # --8<-- [start:outbox-backlog]
-psql postgresql://postgres@127.0.0.1:5432/test -c "SELECT count(*) AS unsent, min(created_at) AS oldest FROM outbox WHERE published_at IS NULL"
+psql postgresql://postgres@127.0.0.1:5432/test -c "SELECT count(*) FILTER (WHERE quarantined_at IS NULL) AS unsent, count(quarantined_at) AS quarantined, min(created_at) AS oldest FROM outbox WHERE published_at IS NULL"
 # --8<-- [end:outbox-backlog]
+
+# --8<-- [start:outbox-quarantine-list]
+DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test uv run python -m pg_data_service.outbox_quarantine list
+# --8<-- [end:outbox-quarantine-list]
+
+# --8<-- [start:outbox-quarantine-replay]
+DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test uv run python -m pg_data_service.outbox_quarantine replay --all
+# --8<-- [end:outbox-quarantine-replay]
 
 # --8<-- [start:health]
 curl -fsS http://127.0.0.1:8001/health/ready

@@ -37,8 +37,34 @@ class FakeTelegram:
 
     updates: list[dict[str, Any]] = field(default_factory=list)
     sent: list[Sent] = field(default_factory=list)
+    # What the real API does to a bot now and then: users who blocked it (403), and flood
+    # control (429 with retry_after) for the next ``rate_limited`` messages.
+    blocked: set[int] = field(default_factory=set)
+    rate_limited: int = 0
+    retry_after: int = 1
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    _answering: asyncio.Event = field(default_factory=asyncio.Event)
+    _waiting: int = 0
+
+    def __post_init__(self) -> None:
+        self._answering.set()
+
+    def hold_answers(self) -> None:
+        """From now on, record each message sent, then keep the bot waiting for the answer."""
+        self._answering.clear()
+
+    def release_answers(self) -> None:
+        self._answering.set()
+
+    async def held(self, count: int, timeout: float = 30) -> None:
+        """Wait until ``count`` sends are recorded and waiting for their answer."""
+        try:
+            async with self._changed:
+                await asyncio.wait_for(self._changed.wait_for(lambda: self._waiting >= count), timeout)
+        except TimeoutError:
+            seen = f"{self._waiting} waiting, {len(self.sent)} sent in all"
+            raise TimeoutError(f"{count} sends held: not within {timeout:g} s ({seen})") from None
 
     async def send_command(self, chat_id: int, text: str, first_name: str = "Alice") -> None:
         """Queue a user's message for the bot's next getUpdates."""
@@ -75,7 +101,14 @@ class FakeTelegram:
             case "getupdates":
                 result = await self._get_updates(int(data.get("offset", 0)), float(data.get("timeout", 0)))
             case "sendmessage":
-                result = await self._send_message(int(data["chat_id"]), str(data["text"]))
+                chat_id = int(data["chat_id"])
+                if chat_id in self.blocked:
+                    return _error(403, "Forbidden: bot was blocked by the user")
+                if self.rate_limited > 0:
+                    self.rate_limited -= 1
+                    description = f"Too Many Requests: retry after {self.retry_after}"
+                    return _error(429, description, {"retry_after": self.retry_after})
+                result = await self._send_message(chat_id, str(data["text"]))
             case _:
                 result = True
         return web.json_response({"ok": True, "result": result})
@@ -93,7 +126,13 @@ class FakeTelegram:
     async def _send_message(self, chat_id: int, text: str) -> dict[str, Any]:
         async with self._changed:
             self.sent.append(Sent(chat_id, text))
+            self._waiting += 1
             self._changed.notify_all()
+        try:
+            await self._answering.wait()
+        finally:
+            async with self._changed:
+                self._waiting -= 1
         return {
             "message_id": len(self.sent),
             "date": int(time.time()),
@@ -101,6 +140,13 @@ class FakeTelegram:
             "from": BOT_USER,
             "text": text,
         }
+
+
+def _error(status: int, description: str, parameters: dict[str, Any] | None = None) -> web.Response:
+    body: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
+    if parameters:
+        body["parameters"] = parameters
+    return web.json_response(body, status=status)
 
 
 @asynccontextmanager

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.deploy.conftest import DEPLOY
@@ -38,6 +39,29 @@ def test_the_unit_tests_catch_a_broken_threshold(promtool: str, tmp_path: Path) 
     result = promtool_run(promtool, "test", "rules", "rules/alerts.test.yml", cwd=tmp_path)
     assert result.returncode != 0
     assert "AvailabilityBudgetBurnFast" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("rule", "broken", "alert"),
+    [
+        (
+            "max by (job) (outbox_quarantined) > 0",
+            "max by (job) (outbox_quarantined) > 2",
+            "OutboxEventsQuarantined",
+        ),
+        ("max by (job) (outbox_oldest", "sum by (instance) (outbox_oldest", "OutboxNotDraining"),
+    ],
+)
+def test_the_unit_tests_catch_a_broken_outbox_alert(
+    promtool: str, tmp_path: Path, rule: str, broken: str, alert: str
+) -> None:
+    shutil.copytree(PROMETHEUS / "rules", tmp_path / "rules")
+    alerts = tmp_path / "rules" / "alerts.yml"
+    assert rule in alerts.read_text()
+    alerts.write_text(alerts.read_text().replace(rule, broken))
+    result = promtool_run(promtool, "test", "rules", "rules/alerts.test.yml", cwd=tmp_path)
+    assert result.returncode != 0
+    assert alert in result.stdout + result.stderr
 
 
 def alert_rules() -> list[dict[str, object]]:

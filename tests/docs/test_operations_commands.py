@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import aio_pika
+import asyncpg
 
 from docs_tooling.snippet_guard import read_section, sections_in
 from reference_system.ports import free_port, wait_for_port
@@ -41,6 +42,8 @@ def test_every_section_is_tested() -> None:
         "parking-lot-list",
         "parking-lot-replay",
         "outbox-backlog",
+        "outbox-quarantine-list",
+        "outbox-quarantine-replay",
         "health",
     }
     assert set(sections_in(COMMANDS)) == tested
@@ -83,7 +86,28 @@ def test_outbox_backlog(postgres_url: str) -> None:
 
     upgrade(postgres_url)
     output = run("outbox-backlog", ("postgresql://postgres@127.0.0.1:5432/test", postgres_url))
-    assert "unsent" in output
+    assert "unsent | quarantined | oldest" in output
+
+
+async def test_outbox_quarantine_list_and_replay(postgres_url: str) -> None:
+    from pg_data_service.migrate import upgrade
+
+    await asyncio.to_thread(upgrade, postgres_url)
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        row = await connection.fetchval(
+            "INSERT INTO outbox (event_id, event_type, envelope, quarantined_at, quarantine_reason)"
+            " VALUES (gen_random_uuid(), 'order.shipped', '{}', now(), 'refused by the broker: NO_ROUTE')"
+            " RETURNING id"
+        )
+    finally:
+        await connection.close()
+    url = ("postgresql://postgres@127.0.0.1:5432/test", postgres_url)
+    listed = await asyncio.to_thread(run, "outbox-quarantine-list", url)
+    assert f"{row}\torder None\torder.shipped\trefused by the broker: NO_ROUTE" in listed
+    assert "1 quarantined outbox row(s)" in listed
+    replayed = await asyncio.to_thread(run, "outbox-quarantine-replay", url)
+    assert f"released 1 outbox row(s) to the relay: [{row}]" in replayed
 
 
 def test_health() -> None:

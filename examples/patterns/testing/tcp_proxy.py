@@ -3,6 +3,9 @@
 Stopping the real RabbitMQ would break every other test and take seconds to restart.
 Cutting the proxy closes every connection through it and refuses new ones, which is
 exactly what a client sees when its broker goes away.
+
+Given several targets, it is the load balancer in front of a cluster: each connection goes
+to the first target that accepts it, so a client that reconnects reaches a surviving node.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from reference_system.ports import free_port
 
 # --8<-- [start:proxy]
 class TcpProxy:
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
+    def __init__(self, *targets: tuple[str, int]) -> None:
+        self.targets = targets
         self.port = free_port()
+        self.routed: list[tuple[str, int]] = []  # the target of every connection, in order
         self._server: asyncio.Server | None = None
         self._streams: set[asyncio.StreamWriter] = set()
 
@@ -37,11 +41,16 @@ class TcpProxy:
         self._streams.clear()
 
     async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        try:
-            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
-        except OSError:
+        for target in self.targets:
+            try:
+                upstream_reader, upstream_writer = await asyncio.open_connection(*target)
+                break
+            except OSError:
+                continue
+        else:
             client_writer.transport.abort()
             return
+        self.routed.append(target)
         self._streams |= {client_writer, upstream_writer}
         await asyncio.gather(
             _pipe(client_reader, upstream_writer),
@@ -63,8 +72,8 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 @asynccontextmanager
-async def tcp_proxy(target_host: str, target_port: int) -> AsyncIterator[TcpProxy]:
-    proxy = TcpProxy(target_host, target_port)
+async def tcp_proxy(*targets: tuple[str, int]) -> AsyncIterator[TcpProxy]:
+    proxy = TcpProxy(*targets)
     await proxy.start()
     try:
         yield proxy

@@ -8,6 +8,8 @@ import json
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
+from pathlib import Path
+from typing import Self
 from urllib.parse import unquote, urlsplit
 
 import aio_pika
@@ -19,12 +21,22 @@ from redis.asyncio import Redis
 from patterns.testing.pytest_fixtures import RedisTarget, skip_or_fail
 from patterns.testing.rabbitmq_node import RabbitNode, rabbitmq_node
 from patterns.testing.service_resolution import Unavailable
-from reference_system.waiting import eventually
+from reference_system.ports import free_port, port_is_open
+from reference_system.waiting import eventually, eventually_blocking
 from shared.events.consumer import EventConsumer, Permanent
-from shared.events.envelope import Envelope, Event, OrderConfirmed, OrderPlaced, Rejected, decode, new_event
+from shared.events.envelope import (
+    MAX_BODY_BYTES,
+    Envelope,
+    Event,
+    OrderConfirmed,
+    OrderPlaced,
+    Rejected,
+    decode,
+    new_event,
+)
 from shared.events.parking_lot import Parked, inspect, replay
-from shared.events.publisher import EventPublisher, NotPublished
-from shared.events.topology import EVENTS, declare
+from shared.events.publisher import EventPublisher, NotPublished, Unpublishable
+from shared.events.topology import DEAD, EVENTS, RETRY_DELAYS_MS, declare, retry_queue
 
 PLACED = OrderPlaced(order_id=7, user_id=1, total="26.25")
 
@@ -74,11 +86,19 @@ async def test_topology_is_idempotent_and_every_queue_is_quorum(
 ) -> None:
     await declare(channel, "worker.order-placed", ["order.placed"])
     await declare(channel, "worker.order-placed", ["order.placed"])  # again, as every restart does
+    retries = {retry_queue("worker.order-placed", delay): "quorum" for delay in RETRY_DELAYS_MS}
     assert queue_types(rabbitmq_url) == {
         "worker.order-placed": "quorum",
-        "worker.order-placed.retry": "quorum",
         "worker.order-placed.parking-lot": "quorum",
+        **retries,
     }
+
+
+def test_the_retry_schedule_outlasts_a_two_minute_outage() -> None:
+    """Attempt n+1 waits RETRY_DELAYS_MS[n-1]: the fifth attempt comes after more than two minutes,
+    and the message is parked only after the last one."""
+    assert sum(RETRY_DELAYS_MS[:4]) > 120_000
+    assert list(RETRY_DELAYS_MS) == sorted(RETRY_DELAYS_MS)
 
 
 async def test_a_confirmed_event_carries_id_type_and_persistence(
@@ -104,6 +124,15 @@ async def test_an_unroutable_event_is_an_error_not_a_silent_drop(rabbitmq_url: s
     async with EventPublisher(rabbitmq_url) as publisher:
         with pytest.raises(NotPublished, match=r"PublishError.*NO_ROUTE"):
             await publisher.publish(unknown)
+
+
+async def test_an_event_over_the_size_limit_is_refused_at_publish(rabbitmq_url: str) -> None:
+    huge = new_event(PLACED).model_copy(update={"trace": {"baggage": "x" * MAX_BODY_BYTES}})
+    async with EventPublisher(rabbitmq_url) as publisher:
+        with pytest.raises(
+            Unpublishable, match=rf"order.placed {huge.id}: \d+ bytes, over the 65536 bytes allowed"
+        ):
+            await publisher.publish(huge)
 
 
 async def test_publishers_declare_every_subscription_so_early_events_wait(rabbitmq_url: str) -> None:
@@ -179,10 +208,43 @@ async def publish_raw(channel: AbstractChannel, body: bytes, content_type: str =
     await exchange.publish(aio_pika.Message(body, content_type=content_type), routing_key="order.placed")
 
 
+def outcome_count(consumer: str, outcome: str) -> float:
+    return REGISTRY.get_sample_value("events_consumed_total", {"consumer": consumer, "outcome": outcome}) or 0
+
+
 def parked_count(consumer: str) -> float:
-    return (
-        REGISTRY.get_sample_value("events_consumed_total", {"consumer": consumer, "outcome": "parked"}) or 0
-    )
+    return outcome_count(consumer, "parked")
+
+
+class RedisProcess:
+    """A redis-server of a test's own on ``port``, which the test can stop and start again.
+
+    With ``directory`` it keeps an append-only file there, fsynced on every write, so what it
+    held survives a restart, as a production Redis with persistence does.
+    """
+
+    def __init__(self, port: int, directory: Path | None = None) -> None:
+        persistence = ["--dir", str(directory), "--appendonly", "yes", "--appendfsync", "always"]
+        self.command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+        self.command += persistence if directory else ["--appendonly", "no"]
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL)
+        eventually_blocking(lambda: port_is_open(self.url), "redis-server listening")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()  # SIGTERM: Redis finishes its file and exits
+            self.process.wait(timeout=10)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 async def test_poison_goes_to_the_parking_lot_with_its_reason_and_others_keep_flowing(
@@ -207,7 +269,9 @@ async def test_a_failing_handler_is_retried_after_a_delay_then_succeeds(
 ) -> None:
     handler = Recorder(fail_times=2)
     async with (
-        EventConsumer(rabbitmq_url, "worker.test", ["order.placed"], handler, redis, retry_delay_ms=200),
+        EventConsumer(
+            rabbitmq_url, "worker.test", ["order.placed"], handler, redis, retry_delays_ms=(100, 200)
+        ),
         EventPublisher(rabbitmq_url) as publisher,
     ):
         await publisher.publish(new_event(PLACED))
@@ -219,7 +283,7 @@ async def test_out_of_attempts_and_permanent_errors_are_parked(rabbitmq_url: str
     handler = Recorder(fail_times=1_000, permanent=True)
     async with (
         EventConsumer(
-            rabbitmq_url, "worker.test", ["order.placed"], handler, redis, max_attempts=3, retry_delay_ms=100
+            rabbitmq_url, "worker.test", ["order.placed"], handler, redis, retry_delays_ms=(50, 100)
         ),
         EventPublisher(rabbitmq_url) as publisher,
     ):
@@ -254,12 +318,89 @@ async def test_the_same_event_delivered_twice_is_handled_once(rabbitmq_url: str,
     assert handler.handled == [7, 8]
 
 
+async def test_two_copies_of_one_event_in_flight_at_once_are_handled_once(
+    rabbitmq_url: str, redis: Redis
+) -> None:
+    """The outbox after a crash, or a derived event published twice, can put two copies in the
+    queue together; the claim taken before the handler lets only one of them run it."""
+    release, calls = asyncio.Event(), []
+
+    async def slow(event: Envelope, data: Event) -> None:
+        calls.append(event.id)
+        await release.wait()  # the first copy is still being handled when the second arrives
+
+    retried = outcome_count("worker.test", "retried")
+    duplicates = outcome_count("worker.test", "duplicate")
+    event = new_event(PLACED)
+    async with (
+        EventConsumer(rabbitmq_url, "worker.test", ["order.placed"], slow, redis, retry_delays_ms=(50, 50)),
+        EventPublisher(rabbitmq_url) as publisher,
+    ):
+        await publisher.publish(event)
+        await publisher.publish(event)
+        await eventually(
+            lambda: outcome_count("worker.test", "retried") > retried, "the second copy sent to wait"
+        )
+        release.set()
+        await eventually(
+            lambda: outcome_count("worker.test", "duplicate") > duplicates, "the second copy seen as done"
+        )
+    assert calls == [event.id]
+
+
+async def test_a_copy_the_parking_lot_does_not_take_is_not_lost(
+    channel: AbstractChannel, rabbitmq_url: str, redis: Redis
+) -> None:
+    """Without a binding the parking copy comes back (mandatory): the original is not acked."""
+    requeued = outcome_count("worker.test", "requeued")
+    async with EventConsumer(
+        rabbitmq_url, "worker.test", ["order.placed"], Recorder(), redis, settle_pause=0.05
+    ):
+        queues = await declare(channel, "worker.test", ["order.placed"])
+        await queues.parking.unbind(DEAD, "worker.test.parking-lot")  # as a broken deploy might
+        await publish_raw(channel, b"{broken")
+        await eventually(
+            lambda: outcome_count("worker.test", "requeued") >= requeued + 2, "the poison given back twice"
+        )
+        assert await inspect(rabbitmq_url, "worker.test") == []
+        await queues.parking.bind(DEAD, "worker.test.parking-lot")
+        [parked] = await eventually(lambda: inspect(rabbitmq_url, "worker.test"), "the poison parked")
+    assert parked.body == b"{broken"
+    assert parked.reason.startswith("not an event envelope")
+
+
+async def test_redis_down_delays_the_message_instead_of_spending_its_deliveries(
+    rabbitmq_url: str, redis: Redis
+) -> None:
+    """Whether an event was handled is unknown while Redis is down: the message waits in the
+    retry queues, and is handled once Redis is back."""
+    handler = Recorder()
+    port = free_port()
+    down = Redis.from_url(f"redis://127.0.0.1:{port}/0", socket_connect_timeout=0.2)
+    requeued = outcome_count("worker.test", "requeued")
+    async with (
+        EventConsumer(
+            rabbitmq_url, "worker.test", ["order.placed"], handler, down, retry_delays_ms=(100, 2_000, 60_000)
+        ),
+        EventPublisher(rabbitmq_url) as publisher,
+    ):
+        await publisher.publish(new_event(PLACED))
+        await eventually(lambda: outcome_count("worker.test", "retried") > 0, "the event sent to wait")
+        with RedisProcess(port):  # Redis comes back
+            await eventually(
+                lambda: handler.handled == [7], "the event handled once Redis is back", timeout=15
+            )
+    await down.aclose()
+    assert outcome_count("worker.test", "requeued") == requeued
+    assert await inspect(rabbitmq_url, "worker.test") == []
+
+
 async def test_parked_messages_can_be_listed_and_replayed_after_the_fix(
     rabbitmq_url: str, redis: Redis
 ) -> None:
     failing = Recorder(fail_times=1_000)
     async with (
-        EventConsumer(rabbitmq_url, "worker.test", ["order.placed"], failing, redis, max_attempts=1),
+        EventConsumer(rabbitmq_url, "worker.test", ["order.placed"], failing, redis, retry_delays_ms=()),
         EventPublisher(rabbitmq_url) as publisher,
     ):
         await publisher.publish(new_event(PLACED))

@@ -16,7 +16,9 @@ from bot_service.settings import Settings
 from patterns.testing.pytest_fixtures import RedisTarget
 from reference_system.fake_telegram import FakeTelegram, fake_telegram
 from reference_system.ports import free_port
+from reference_system.waiting import eventually
 from shared.events.envelope import OrderConfirmed, new_event
+from shared.events.parking_lot import inspect
 from shared.events.publisher import EventPublisher
 from shared.lifecycle import Lifecycle
 from tests.examples.services.conftest import TOKENS
@@ -117,3 +119,39 @@ async def test_an_order_confirmed_event_notifies_the_user_on_telegram(
         async with running_bot(settings), EventPublisher(rabbitmq_url) as publisher:
             await publisher.publish(new_event(OrderConfirmed(order_id=41, user_id=user["id"])))
             assert await fake.replies(CHAT, 1, timeout=15) == ["Your order #41 is confirmed."]
+
+
+async def test_a_user_who_blocked_the_bot_is_parked_at_once_and_flood_control_is_waited_out(
+    pg: httpx.AsyncClient, pg_url: str, mongo_url: str, rabbitmq_url: str, redis_target: RedisTarget
+) -> None:
+    """Telegram's 403 (blocked) can never succeed: parked with the reason, no retry. Its 429 (flood
+    control) will: the message arrives after the retry queue's delay, once."""
+    blocked_chat = CHAT + 1
+    users = [
+        (
+            await pg.post(
+                "/users", json={"email": f"{name}@example.org", "name": name, "telegram_chat_id": chat}
+            )
+        ).json()
+        for name, chat in (("frank", blocked_chat), ("grace", CHAT))
+    ]
+    async with fake_telegram() as (fake, telegram_url):
+        fake.blocked.add(blocked_chat)
+        fake.rate_limited = 1
+        settings = bot_settings(
+            telegram_url,
+            pg_url,
+            mongo_url,
+            rabbitmq_url=rabbitmq_url,
+            redis_url=redis_target.url,
+            redis_prefix=redis_target.prefix,
+        )
+        async with running_bot(settings), EventPublisher(rabbitmq_url) as publisher:
+            for order_id, user in enumerate(users, start=50):
+                await publisher.publish(new_event(OrderConfirmed(order_id=order_id, user_id=user["id"])))
+            [parked] = await eventually(
+                lambda: inspect(rabbitmq_url, "bot.order-confirmed"), "the blocked one parked"
+            )
+            assert await fake.replies(CHAT, 1, timeout=15) == ["Your order #51 is confirmed."]
+    assert parked.reason == f"permanent: chat {blocked_chat}: Forbidden: bot was blocked by the user"
+    assert fake.rate_limited == 0  # the 429 was answered, and the retry got through

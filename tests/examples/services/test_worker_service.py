@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
@@ -236,3 +237,31 @@ async def test_order_placed_events_confirm_the_order_and_announce_it(
         await message.ack()
     _, confirmed = decode(message.body, message.content_type)
     assert confirmed == OrderConfirmed(order_id=order_id, user_id=user_id)
+
+
+async def test_handling_one_order_placed_twice_announces_one_event_id(
+    pg: httpx.AsyncClient, pg_url: str, mongo_url: str, rabbitmq_url: str
+) -> None:
+    """A redelivery after the publish and before the ack runs the handler again: the second
+    ``order.confirmed`` carries the same id, so the bot's de-duplication drops it."""
+    user_id, [order_id] = await place_orders(pg, 1)
+    cause = new_event(OrderPlaced(order_id=order_id, user_id=user_id, total=Decimal("26.25")))
+    _, placed = decode(cause.model_dump_json().encode(), "application/json")
+    token = SecretStr(TOKENS["worker"])
+    async with (
+        PgDataClient(pg_url, token) as pg_client,
+        MongoDataClient(mongo_url, token) as mongo_client,
+        EventPublisher(rabbitmq_url) as publisher,
+    ):
+        handle = on_order_placed(pg_client, mongo_client, publisher)
+        await handle(cause, placed)
+        await handle(cause, placed)  # the redelivery
+    connection = await aio_pika.connect(rabbitmq_url)
+    async with connection:
+        announced = await (await connection.channel()).get_queue("bot.order-confirmed")
+        ids = []
+        for _ in range(2):
+            message = await announced.get(timeout=5)
+            await message.ack()
+            ids.append(message.message_id)
+    assert ids == [str(uuid.uuid5(cause.id, "order.confirmed"))] * 2

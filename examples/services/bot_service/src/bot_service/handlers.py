@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiogram import Bot, Router
+from aiogram.exceptions import TelegramForbiddenError
 from aiogram.filters import Command, CommandStart, ExceptionTypeFilter
 from aiogram.types import ErrorEvent, Message
 
@@ -10,7 +11,7 @@ from shared.clients.errors import DataServiceError, DependencyUnavailable
 from shared.clients.mongo import MongoDataClient
 from shared.clients.pg import PgDataClient
 from shared.contracts.pg import User, UserCreate
-from shared.events.consumer import Handler
+from shared.events.consumer import Handler, Permanent
 from shared.events.envelope import Envelope, Event, OrderConfirmed
 from shared.observability.metrics import NOTIFICATIONS, USERS_REGISTERED
 
@@ -89,9 +90,12 @@ def on_order_confirmed(bot: Bot, pg: PgDataClient) -> Handler:
             return
         try:
             await bot.send_message(user.telegram_chat_id, f"Your order #{data.order_id} is confirmed.")
-        except Exception:
+        except TelegramForbiddenError as error:  # the user blocked the bot: no retry will deliver it
+            NOTIFICATIONS.labels("blocked").inc()
+            raise Permanent(f"chat {user.telegram_chat_id}: {error.message}") from error
+        except Exception:  # flood control (429 with retry_after), Telegram down: retried later
             NOTIFICATIONS.labels("failed").inc()
-            raise  # the consumer retries it later
+            raise
         NOTIFICATIONS.labels("sent").inc()
 
     return notify

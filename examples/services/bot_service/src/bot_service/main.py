@@ -38,6 +38,7 @@ async def run(settings: Settings, life: Lifecycle) -> None:
                     on_order_confirmed(bot, pg),
                     redis,
                     remember_prefix=settings.redis_prefix,
+                    deduplicate=settings.deduplicate_events,
                 )
             )
         dispatcher = Dispatcher(pg=pg, mongo=mongo)  # handlers take the clients by name

@@ -16,3 +16,4 @@ class Settings(DataClientSettings):
     rabbitmq_url: AmqpDsn | None = None  # set: notify users of order.confirmed events
     redis_url: RedisDsn = RedisDsn("redis://127.0.0.1:6379/0")
     redis_prefix: str = "bot:"
+    deduplicate_events: bool = True  # false only to watch what it prevents (the fault tests do)

@@ -14,14 +14,15 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from pg_data_service.outbox import run_relay
+from pg_data_service.outbox import run_relay, watch_outbox
+from pg_data_service.retention import run_retention
 from pg_data_service.routes import router
 from pg_data_service.settings import Settings
 from shared.auth import CallerAuth
 from shared.checks import Check
 from shared.events.publisher import EventPublisher
 from shared.health import health_router
-from shared.lifecycle import Lifecycle
+from shared.lifecycle import Job, Lifecycle
 from shared.observability.http_server import observe_app
 from shared.problems import BodySizeLimit, Problem, install_problem_handlers, problem_response, unavailable
 
@@ -54,7 +55,7 @@ def create_app(settings: Settings, life: Lifecycle | None = None) -> FastAPI:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open in order, close in reverse, also when a step fails half-way; the relay is supervised."""
+    """Open in order, close in reverse, also when a step fails half-way; background jobs are supervised."""
     settings: Settings = app.state.settings
     life: Lifecycle = app.state.life
     async with AsyncExitStack() as stack:
@@ -71,11 +72,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         trace_statements(engine)
         app.state.sessions = sessions = async_sessionmaker(engine, expire_on_commit=False)
         app.state.checks["postgresql"] = ping(engine)
+        jobs: dict[str, Job] = {
+            "outbox_gauges": partial(watch_outbox, sessions),
+            "retention": partial(run_retention, sessions, settings),
+        }
         if settings.rabbitmq_url is not None:
             publisher = await stack.enter_async_context(EventPublisher(str(settings.rabbitmq_url)))
-            await stack.enter_async_context(
-                life.background(outbox_relay=partial(run_relay, sessions, publisher))
-            )
+            jobs["outbox_relay"] = partial(run_relay, sessions, publisher)
+        await stack.enter_async_context(life.background(**jobs))
         yield
         # --8<-- [end:factory]
 

@@ -5,6 +5,10 @@ share the work and never publish the same row in the normal case. A row is marke
 only after the broker confirmed it; if the process dies between the confirm and the
 commit, the row is published again after restart. That is the one duplicate the
 outbox allows, and why consumers are idempotent by event id.
+
+Order is kept per order, and only per order: a relay claims a row only when no earlier row
+of the same order is unsent, so concurrent relays cannot overtake one another within an
+order, and a quarantined row holds back the later events of its order until it is replayed.
 """
 
 from __future__ import annotations
@@ -12,79 +16,109 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from aio_pika.exceptions import PublishError
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from prometheus_client import Counter, Gauge
-from sqlalchemy import func, select, update
+from pydantic import ValidationError
+from sqlalchemy import ColumnElement, Exists, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from pg_data_service.tables import OutboxRow
 from shared.events.envelope import Envelope
-from shared.events.publisher import EventPublisher, NotPublished
+from shared.events.publisher import EventPublisher, NotPublished, Unpublishable
 from shared.observability.tracing import context_from
 
 log = logging.getLogger(__name__)
 PUBLISHED = Counter("outbox_published", "Outbox events published and confirmed")
-FAILED = Counter("outbox_publish_failures", "Outbox publishes not confirmed (retried later)")
-BACKLOG = Gauge("outbox_backlog", "Unsent outbox rows, as of the relay's last look")
-OLDEST = Gauge("outbox_oldest_unsent_age_seconds", "Age of the oldest unsent outbox row (0: none)")
+FAILED = Counter("outbox_publish_failures", "Outbox publishes the broker did not answer (retried later)")
+BACKLOG = Gauge("outbox_backlog", "Unsent outbox rows the relay should be publishing")
+OLDEST = Gauge("outbox_oldest_unsent_age_seconds", "Age of the oldest of them (0: none)")
+QUARANTINED = Gauge(
+    "outbox_quarantined", "Unsent outbox rows waiting for an operator: quarantined, or behind one"
+)
 TRACER = trace.get_tracer(__name__)
+
+
+# --8<-- [start:order]
+earlier = aliased(OutboxRow)
+
+
+def behind(*matching: ColumnElement[bool]) -> Exists:
+    """True for a row with an earlier unsent row of the same order (that is also ``matching``)."""
+    return exists().where(
+        earlier.order_id == OutboxRow.order_id,
+        earlier.id < OutboxRow.id,
+        earlier.published_at.is_(None),
+        *matching,
+    )
+    # --8<-- [end:order]
 
 
 # --8<-- [start:relay-once]
 async def relay_once(
     sessions: async_sessionmaker[AsyncSession], publisher: EventPublisher, batch: int = 100
 ) -> int:
-    """Publish up to ``batch`` unsent events, oldest first; return how many were confirmed."""
+    """Publish up to ``batch`` events, oldest first and one per order; return how many were confirmed.
+
+    A row that can never be published is quarantined with the reason, and the batch goes on.
+    """
     async with sessions() as session, session.begin():
         with suppress_instrumentation():  # polling is not a request: no trace per poll
             rows = (
                 await session.scalars(
                     select(OutboxRow)
-                    .where(OutboxRow.published_at.is_(None))
+                    .where(OutboxRow.published_at.is_(None), OutboxRow.quarantined_at.is_(None))
+                    .where(~behind())  # an order's next event waits until the one before it is sent
                     .order_by(OutboxRow.id)
                     .limit(batch)
                     .with_for_update(skip_locked=True)
                 )
             ).all()
-        sent: list[int] = []
+        sent = 0
         for row in rows:
-            event = Envelope.model_validate(row.envelope)
+            try:
+                event = Envelope.model_validate(row.envelope)
+            except ValidationError as error:  # e.g. a field a newer version added: never readable here
+                quarantine(row, f"unreadable envelope: {errors_of(error)}")
+                continue
             # Continue the trace of the request that wrote the row, not the relay's own.
             carried = context_from(event.trace, f"outbox row {row.id}")
             try:
                 with TRACER.start_as_current_span(f"outbox relay {event.type}", context=carried):
                     await publisher.publish(event)
+            except Unpublishable as error:  # too big for any consumer: it never will be
+                quarantine(row, f"unpublishable: {error}")
+                continue
             except NotPublished as error:
+                if isinstance(error.__cause__, PublishError):  # returned: no queue is bound for it
+                    quarantine(row, f"refused by the broker: {error}")
+                    continue
                 FAILED.inc()
-                log.warning("outbox: %s; %d sent in this batch, the rest wait", error, len(sent))
-                break  # keep order: later rows wait for this one
-            sent.append(row.id)
-        if sent:
-            with suppress_instrumentation():
-                await session.execute(
-                    update(OutboxRow).where(OutboxRow.id.in_(sent)).values(published_at=datetime.now(UTC))
-                )
-        PUBLISHED.inc(len(sent))
-        return len(sent)
+                log.warning("outbox: %s; %d sent in this batch, the rest wait", error, sent)
+                break  # no answer: the broker is away, and each next row would wait as long
+            row.published_at = datetime.now(UTC)
+            sent += 1
+        with suppress_instrumentation():
+            await session.flush()
+        PUBLISHED.inc(sent)
+        return sent
         # --8<-- [end:relay-once]
 
 
-async def backlog(sessions: async_sessionmaker[AsyncSession]) -> int:
-    async with sessions() as session:
-        with suppress_instrumentation():
-            count, oldest = (
-                await session.execute(
-                    select(func.count(), func.min(OutboxRow.created_at)).where(
-                        OutboxRow.published_at.is_(None)
-                    )
-                )
-            ).one()
-    BACKLOG.set(count)
-    OLDEST.set((datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0)
-    return int(count)
+def quarantine(row: OutboxRow, reason: str) -> None:
+    """Take ``row`` out of the relay's way, with the reason an operator reads before replaying it."""
+    log.error("outbox: row %d (%s %s) quarantined: %s", row.id, row.event_type, row.event_id, reason)
+    row.quarantined_at = datetime.now(UTC)
+    row.quarantine_reason = reason[:1000]
+
+
+def errors_of(error: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
 
 
 # --8<-- [start:relay-loop]
@@ -95,16 +129,58 @@ async def run_relay(
     idle_seconds: float = 0.2,
     batch: int = 100,
 ) -> None:
-    """Relay until ``stop``: straight on while there is work, a short sleep when idle or failing."""
+    """Relay until ``stop``: straight on while events leave, a short sleep when idle or failing."""
     while not stop.is_set():
         sent = 0
         try:
             sent = await relay_once(sessions, publisher, batch)
-            if sent < batch:
-                await backlog(sessions)
         except Exception:  # the database blipped: the rows are safe, try again shortly
             log.exception("outbox relay round failed")
-        if sent < batch:
+        if not sent:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=idle_seconds)
                 # --8<-- [end:relay-loop]
+
+
+@dataclass(frozen=True)
+class Measured:
+    backlog: int
+    oldest_age_seconds: float
+    quarantined: int
+
+
+# --8<-- [start:measure]
+async def measure(sessions: async_sessionmaker[AsyncSession]) -> Measured:
+    """Count the unsent rows, as the gauges show them."""
+    waiting = OutboxRow.quarantined_at.is_not(None) | behind(earlier.quarantined_at.is_not(None))
+    async with sessions() as session:
+        with suppress_instrumentation():
+            backlog, oldest, quarantined = (
+                await session.execute(
+                    select(
+                        func.count().filter(~waiting),
+                        func.min(OutboxRow.created_at).filter(~waiting),
+                        func.count().filter(waiting),
+                    ).where(OutboxRow.published_at.is_(None))
+                )
+            ).one()
+    age = (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0.0
+    BACKLOG.set(backlog)
+    OLDEST.set(age)
+    QUARANTINED.set(quarantined)
+    return Measured(backlog, age, quarantined)
+
+
+async def watch_outbox(
+    sessions: async_sessionmaker[AsyncSession], stop: asyncio.Event, every: float = 5.0
+) -> None:
+    """Measure every ``every`` seconds on a schedule of its own: a relay stuck on a failure still
+    shows its backlog growing, which a gauge set after each successful round never would."""
+    while not stop.is_set():
+        try:
+            await measure(sessions)
+        except Exception:  # the database blipped: the gauges keep their last values
+            log.exception("outbox: measuring the backlog failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every)
+            # --8<-- [end:measure]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from pydantic import AmqpDsn, Field, PostgresDsn
@@ -21,6 +22,11 @@ class Settings(ServiceSettings):
     statement_timeout_ms: Annotated[int, Field(ge=100, le=600_000)] = 5_000
     max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
     rabbitmq_url: AmqpDsn | None = None  # set: the outbox relay runs inside this service
+    # Retention, as ISO 8601 durations (P7D, PT1H). Keys must outlive every client's retries:
+    # a retry that comes after its key was deleted creates a second order.
+    idempotency_key_retention: Annotated[timedelta, Field(gt=timedelta(0))] = timedelta(days=7)
+    sent_outbox_retention: Annotated[timedelta, Field(gt=timedelta(0))] = timedelta(days=7)
+    retention_interval: Annotated[timedelta, Field(gt=timedelta(0))] = timedelta(hours=1)
     # --8<-- [end:settings]
 
     @property

@@ -10,11 +10,13 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Computed,
     DateTime,
     ForeignKey,
     Index,
     Numeric,
     String,
+    Text,
     Uuid,
     func,
     text,
@@ -73,13 +75,23 @@ class OutboxRow(Base):
     """An event waiting to be published, written in the transaction of the change it announces."""
 
     __tablename__ = "outbox"
-    # The relay only ever looks at unsent rows: keep that index small.
-    __table_args__ = (Index("outbox_unsent", "id", postgresql_where=text("published_at IS NULL")),)
+    # The relay only ever looks at unsent rows: keep its indexes small.
+    __table_args__ = (
+        Index("outbox_unsent", "id", postgresql_where=text("published_at IS NULL")),
+        Index("outbox_unsent_by_order", "order_id", "id", postgresql_where=text("published_at IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     event_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
     event_type: Mapped[str] = mapped_column(String(64))
     envelope: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # The order the event is about, read from its data by PostgreSQL: no writer can forget it.
+    order_id: Mapped[int | None] = mapped_column(
+        BigInteger, Computed("(envelope #>> '{data,order_id}')::bigint", persisted=True)
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when the relay cannot publish the row (see outbox.py); cleared by an operator's replay.
+    quarantined_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    quarantine_reason: Mapped[str | None] = mapped_column(Text)
     # --8<-- [end:outbox-table]

@@ -27,10 +27,13 @@ def on_order_placed(pg: PgDataClient, mongo: MongoDataClient, publisher: EventPu
             order = await pg.get_order(order.id)  # changed under us: announce only a real confirmation
             if order.status != OrderStatus.confirmed:
                 return
-        # Publish before the consumer acks: a crash in between repeats this whole handler,
-        # which is safe because every step above is idempotent.
+        # Publish before the consumer acks: a crash in between repeats this whole handler, which
+        # is safe because every step above is idempotent and the repeat publishes the same event
+        # id (derived from this event's), which the bot de-duplicates.
         # The trace context of *this* hop, so the next consumer's spans are children of ours.
-        confirmed = new_event(OrderConfirmed(order_id=order.id, user_id=order.user_id), trace=trace_headers())
+        confirmed = new_event(
+            OrderConfirmed(order_id=order.id, user_id=order.user_id), trace=trace_headers(), caused_by=event
+        )
         await publisher.publish(confirmed, correlation_id=str(event.id))
 
     return handle

@@ -40,7 +40,8 @@ async def run(settings: Settings, life: Lifecycle) -> None:
                 stop,
             )
 
-        await stack.enter_async_context(life.background(confirm_placed_orders=confirm_orders))
+        if settings.confirm_job:
+            await stack.enter_async_context(life.background(confirm_placed_orders=confirm_orders))
         checks = {"process": life.check, **liveness_of(pg, mongo)}
         await stack.enter_async_context(ops_server(settings.host, settings.port, checks))
         log.info("worker started")
@@ -66,6 +67,7 @@ async def consuming(settings: Settings, pg: PgDataClient, mongo: MongoDataClient
                 redis,
                 prefetch=settings.prefetch,
                 remember_prefix=settings.redis_prefix,
+                deduplicate=settings.deduplicate_events,
             ):
                 yield
     finally:

@@ -2,9 +2,11 @@
 
 * manual ack, and only after the handler's work is done;
 * a bounded prefetch, so one consumer never hoards the queue;
-* idempotent by event id: a Redis record (with expiry) marks events already handled,
-  and the handlers' own writes are idempotent too, for the window between work and record;
-* a failing handler is retried later through the retry queue, a bounded number of times;
+* idempotent by event id: a Redis claim (``SET NX``) taken before the handler runs and
+  turned into a record (with expiry) after it, so a redelivered or republished event is
+  handled once, also when two copies arrive at the same time;
+* a failing handler, and Redis being unreachable, are retried later through retry queues
+  with growing delays (``RETRY_DELAYS_MS``), never requeued at full speed;
 * a message no retry can fix (malformed, unknown type or version, a permanent error) goes
   to the parking lot with the reason in its headers, and the queue keeps flowing;
 * callbacks, not ``queue.iterator()``: aio-pika's robust queue re-registers a callback
@@ -18,7 +20,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Self
 
@@ -28,9 +31,10 @@ from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from opentelemetry import context, trace
 from prometheus_client import Counter, Gauge, Histogram
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from shared.events.envelope import KNOWN, Envelope, Event, Rejected, decode
-from shared.events.topology import Queues, declare
+from shared.events.topology import RETRY_DELAYS_MS, Queues, declare, retry_queue
 from shared.observability.logs import REQUEST_ID
 from shared.observability.tracing import context_from
 
@@ -52,6 +56,9 @@ class Permanent(Exception):
     """Raised by a handler when retrying cannot help: the message is parked at once."""
 
 
+HANDLING, DONE = b"handling", b"done"
+
+
 # --8<-- [start:consumer]
 class EventConsumer:
     def __init__(
@@ -63,10 +70,12 @@ class EventConsumer:
         redis: Redis,
         *,
         prefetch: int = 16,
-        max_attempts: int = 5,
-        retry_delay_ms: int = 1_000,
+        retry_delays_ms: tuple[int, ...] = RETRY_DELAYS_MS,
         remember_seconds: int = 7 * 24 * 3600,
         remember_prefix: str = "events:",
+        claim_seconds: int = 10,
+        settle_pause: float = 1.0,
+        deduplicate: bool = True,
         depth_interval: float = 15.0,
     ) -> None:
         self.url = url
@@ -75,22 +84,26 @@ class EventConsumer:
         self.handler = handler
         self.redis = redis
         self.prefetch = prefetch
-        self.max_attempts = max_attempts
-        self.retry_delay_ms = retry_delay_ms
+        self.retry_delays_ms = retry_delays_ms
         self.remember_seconds = remember_seconds
         self.remember_prefix = remember_prefix
+        self.claim_seconds = claim_seconds  # renewed while the handler runs; lapses this long after a crash
+        self.settle_pause = settle_pause  # before giving a message back that could not be settled
+        self.deduplicate = deduplicate  # False only to watch what it prevents (the fault tests do)
         self.depth_interval = depth_interval
         self._depth: asyncio.Task[None] | None = None
         self._connection: AbstractRobustConnection | None = None
         self._queues: Queues | None = None
         self._tag: str | None = None
-        self._in_flight: set[asyncio.Task[object]] = set()
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> Self:
         self._connection = await aio_pika.connect_robust(self.url)
-        channel = await self._connection.channel(publisher_confirms=True)
+        # Retry and parking copies are confirmed, and a copy no queue took comes back as an error:
+        # the original is acked only once its copy is safe.
+        channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         await channel.set_qos(prefetch_count=self.prefetch)
-        self._queues = await declare(channel, self.name, self.routing_keys, self.retry_delay_ms)
+        self._queues = await declare(channel, self.name, self.routing_keys, self.retry_delays_ms)
         self._tag = await self._queues.main.consume(self._on_message)
         self._depth = asyncio.create_task(self._watch_depth())
         return self
@@ -111,9 +124,15 @@ class EventConsumer:
             await self._connection.close()
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._in_flight.add(task)
+        # A dropped channel cancels this callback. The handling must not stop half-way: its effect
+        # (a Telegram message) may have happened and not yet be recorded, and a redelivery would
+        # repeat it. So it runs shielded, and closing the consumer waits for it.
+        handling = asyncio.create_task(self._process(message))
+        self._in_flight.add(handling)
+        handling.add_done_callback(self._in_flight.discard)
+        await asyncio.shield(handling)
+
+    async def _process(self, message: AbstractIncomingMessage) -> None:
         # aio-pika's instrumentation has started a consumer span from the message headers. Without it,
         # attach them here. Either way a malformed traceparent starts a new trace and is logged.
         carried = context_from(message.headers or {}, f"{self.name} message {message.message_id}")
@@ -123,15 +142,16 @@ class EventConsumer:
             with SECONDS.labels(self.name).time():
                 await self._handle(message)
         except Exception:
-            # Redis down, a republish refused, ...: give it back; the delivery limit stops a loop.
+            # A retry or parking copy the broker refused: give the message back, after a pause so
+            # the delivery limit is not spent at full speed; the broker keeps it meanwhile.
             log.exception("%s: could not settle message %s; requeueing", self.name, message.message_id)
             OUTCOMES.labels(self.name, "requeued").inc()
+            await asyncio.sleep(self.settle_pause)
             await _settle(message.nack(requeue=True))
         finally:
             REQUEST_ID.reset(request_id)
             if attached is not None:
                 context.detach(attached)
-            self._in_flight.discard(task)
 
     async def _watch_depth(self) -> None:
         """Export how many messages wait in the main queue and the parking lot."""
@@ -151,36 +171,95 @@ class EventConsumer:
         except Rejected as rejected:
             await self._park(message, rejected.reason)
             return
-        seen = f"{self.remember_prefix}{self.name}:{event.id}"
-        if await self.redis.exists(seen):
-            OUTCOMES.labels(self.name, "duplicate").inc()
-            await _settle(message.ack())
+        key = f"{self.remember_prefix}{self.name}:{event.id}"
+        if self.deduplicate and not await self._claim(key, message, event):
             return
         try:
-            await self.handler(event, data)
-        except Permanent as error:
-            await self._park(message, f"permanent: {error}")
-            return
+            async with self._renewed(key):
+                await self.handler(event, data)
         except Exception as error:
-            await self._retry_or_park(message, error)
+            if self.deduplicate:
+                with contextlib.suppress(RedisError):  # unreachable: the claim lapses by itself
+                    await self.redis.delete(key)
+            if isinstance(error, Permanent):
+                await self._park(message, f"permanent: {error}")
+            else:
+                await self._retry_or_park(message, error)
             return
-        await self.redis.set(seen, "1", ex=self.remember_seconds)
+        if self.deduplicate:
+            await self._remember(key)
         OUTCOMES.labels(self.name, "acked").inc()
         await _settle(message.ack())
+
+    async def _claim(self, key: str, message: AbstractIncomingMessage, event: Envelope) -> bool:
+        """Claim the event for this delivery; ``False`` once the message has been settled otherwise."""
+        try:
+            earlier = await self.redis.set(key, HANDLING, nx=True, ex=self.claim_seconds, get=True)
+        except RedisError as error:  # cannot tell whether it was handled: try again later
+            await self._retry_or_park(message, error)
+            return False
+        if earlier in (HANDLING, HANDLING.decode()):  # look again shortly: its handler finishes or dies
+            if self.retry_delays_ms:
+                await self._retry(message, attempt=_attempt(message), delay_ms=self.retry_delays_ms[0])
+            else:
+                await asyncio.sleep(self.settle_pause)
+                await _settle(message.nack(requeue=True))
+            return False
+        if earlier is not None:  # done (any other value: a record written by an earlier version)
+            OUTCOMES.labels(self.name, "duplicate").inc()
+            await _settle(message.ack())
+            return False
+        return True
+
+    @asynccontextmanager
+    async def _renewed(self, key: str) -> AsyncIterator[None]:
+        """Keep the claim while the handler runs; if the process dies, it lapses in ``claim_seconds``."""
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(self.claim_seconds / 3)
+                with contextlib.suppress(RedisError):
+                    await self.redis.expire(key, self.claim_seconds)
+
+        renewing = asyncio.create_task(renew()) if self.deduplicate else None
+        try:
+            yield
+        finally:
+            if renewing is not None:
+                renewing.cancel()
+
+    async def _remember(self, key: str, within: float = 60.0) -> None:
+        """Mark the event handled. The effect has happened: through a Redis restart, keep trying
+        (up to ``within`` seconds) rather than let a redelivery repeat it."""
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            try:
+                await self.redis.set(key, DONE, ex=self.remember_seconds)
+                return
+            except RedisError:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                log.warning("%s: cannot record %s in Redis yet; trying again", self.name, key)
+                await asyncio.sleep(0.5)
         # --8<-- [end:consumer]
 
     # --8<-- [start:retry]
     async def _retry_or_park(self, message: AbstractIncomingMessage, error: Exception) -> None:
-        attempt = int(str((message.headers or {}).get("x-attempt", 1)))
-        if attempt >= self.max_attempts:
+        attempt = _attempt(message)
+        if attempt > len(self.retry_delays_ms):
             await self._park(message, f"gave up after {attempt} attempts: {type(error).__name__}: {error}")
             return
-        assert self._queues is not None
         log.warning(
             "%s: attempt %d of %s failed (%s); retrying", self.name, attempt, message.message_id, error
         )
-        copy = _copy(message, {"x-attempt": attempt + 1})
-        await self._queues.retry_exchange.publish(copy, routing_key=self.name, mandatory=True)
+        await self._retry(message, attempt + 1, self.retry_delays_ms[attempt - 1])
+
+    async def _retry(self, message: AbstractIncomingMessage, attempt: int, delay_ms: int) -> None:
+        """Send a copy (numbered ``attempt``) through the retry queue of ``delay_ms``; then ack."""
+        assert self._queues is not None
+        copy = _copy(message, {"x-attempt": attempt})
+        key = retry_queue(self.name, delay_ms)
+        await self._queues.retry_exchange.publish(copy, routing_key=key, mandatory=True)
         OUTCOMES.labels(self.name, "retried").inc()
         await _settle(message.ack())  # only after the broker confirmed the copy
 
@@ -197,6 +276,10 @@ class EventConsumer:
         OUTCOMES.labels(self.name, "parked").inc()
         await _settle(message.ack())
         # --8<-- [end:retry]
+
+
+def _attempt(message: AbstractIncomingMessage) -> int:
+    return int(str((message.headers or {}).get("x-attempt", 1)))
 
 
 def _copy(message: AbstractIncomingMessage, headers: dict[str, int | str]) -> aio_pika.Message:

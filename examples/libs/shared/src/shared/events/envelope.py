@@ -63,11 +63,18 @@ class Envelope(BaseModel):
     # --8<-- [end:events]
 
 
-def new_event(data: Event, trace: dict[str, str] | None = None) -> Envelope:
-    """Wrap ``data`` in a fresh envelope."""
-    return Envelope(
-        type=data.TYPE, version=data.VERSION, data=data.model_dump(mode="json"), trace=trace or {}
-    )
+# --8<-- [start:new-event]
+def new_event(
+    data: Event, trace: dict[str, str] | None = None, caused_by: Envelope | None = None
+) -> Envelope:
+    """Wrap ``data`` in an envelope. An event derived from another (``caused_by``) gets an id
+    derived from the cause's id and its own type: handling the same cause twice publishes the
+    same event twice, and consumers de-duplicate it by id. An event with no cause gets a random id.
+    """
+    event_id = uuid.uuid5(caused_by.id, data.TYPE) if caused_by is not None else uuid.uuid4()
+    data_json = data.model_dump(mode="json")
+    return Envelope(id=event_id, type=data.TYPE, version=data.VERSION, data=data_json, trace=trace or {})
+    # --8<-- [end:new-event]
 
 
 class Rejected(Exception):

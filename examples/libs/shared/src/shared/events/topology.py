@@ -1,13 +1,17 @@
 """The RabbitMQ topology, declared in code and safe to declare again on every start.
 
 ```
-domain.events (topic) ──order.*──▶ <consumer>            quorum, delivery limit ─┐
-                                      │ handler fails: republish with attempt+1  │
-domain.events.retry (direct) ──▶ <consumer>.retry         quorum, TTL = delay     │
-                                      └─ expires: dead-letters back to <consumer> │
-domain.events.dead (direct) ──▶ <consumer>.parking-lot   quorum ◀────────────────┘
+domain.events (topic) ──order.*──▶ <consumer>               quorum, delivery limit ─┐
+                                      │ attempt n fails: republish with attempt n+1   │
+domain.events.retry (direct) ──▶ <consumer>.retry.<delay>    one per delay: 1 s … 5 min │
+                                      └─ TTL expires: dead-letters back to <consumer>  │
+domain.events.dead (direct) ──▶ <consumer>.parking-lot      quorum ◀───────────────────┘
                                       ▲ poison or out of attempts: republished here with the reason
 ```
+
+Dead-lettering between quorum queues is at-least-once (``x-dead-letter-strategy``): the broker
+keeps a message in its queue until the target queue has confirmed it, so a delay or a delivery
+limit never drops one. At-least-once needs ``x-overflow: reject-publish``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,11 @@ SUBSCRIPTIONS: dict[str, list[str]] = {
     "bot.order-confirmed": ["order.confirmed"],
 }
 
+# How long a failed message waits before attempt 2, 3, ...: growing, so an outage of a data service
+# or Redis of up to two minutes parks nothing (attempt 5 comes 156 s after the first), and the last
+# attempt comes 7.6 minutes after the first. Then the message is parked.
+RETRY_DELAYS_MS = (1_000, 5_000, 30_000, 120_000, 300_000)
+
 EVENTS = "domain.events"
 RETRY = "domain.events.retry"
 DEAD = "domain.events.dead"
@@ -38,6 +47,11 @@ class Queues:
     parking: AbstractQueue
     retry_exchange: AbstractExchange
     dead: AbstractExchange
+    retry_delays_ms: tuple[int, ...]
+
+
+def retry_queue(consumer: str, delay_ms: int) -> str:
+    return f"{consumer}.retry.{delay_ms}ms"
 
 
 # --8<-- [start:declare]
@@ -45,14 +59,19 @@ async def declare(
     channel: AbstractChannel,
     consumer: str,
     routing_keys: list[str],
-    retry_delay_ms: int = 1_000,
+    retry_delays_ms: tuple[int, ...] = RETRY_DELAYS_MS,
     delivery_limit: int = 20,
 ) -> Queues:
-    """Declare the exchanges and this consumer's three queues; idempotent."""
+    """Declare the exchanges and this consumer's queues; idempotent."""
     events = await channel.declare_exchange(EVENTS, ExchangeType.TOPIC, durable=True)
     retry_exchange = await channel.declare_exchange(RETRY, ExchangeType.DIRECT, durable=True)
     dead = await channel.declare_exchange(DEAD, ExchangeType.DIRECT, durable=True)
-    quorum: FieldTable = {"x-queue-type": "quorum"}
+    # Quorum queues that dead-letter at least once: a message stays until its target confirmed it.
+    quorum: FieldTable = {
+        "x-queue-type": "quorum",
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
     main = await channel.declare_queue(
         consumer,
         durable=True,
@@ -64,22 +83,27 @@ async def declare(
             "x-dead-letter-routing-key": f"{consumer}.parking-lot",
         },
     )
-    retry = await channel.declare_queue(
-        f"{consumer}.retry",
-        durable=True,
-        arguments={
-            **quorum,
-            "x-message-ttl": retry_delay_ms,
-            "x-dead-letter-exchange": "",  # the default exchange: routes by queue name
-            "x-dead-letter-routing-key": consumer,
-        },
+    for delay_ms in retry_delays_ms:
+        retry = await channel.declare_queue(
+            retry_queue(consumer, delay_ms),
+            durable=True,
+            arguments={
+                **quorum,
+                "x-message-ttl": delay_ms,
+                "x-dead-letter-exchange": "",  # the default exchange: routes by queue name
+                "x-dead-letter-routing-key": consumer,
+            },
+        )
+        await retry.bind(retry_exchange, retry.name)
+    parking = await channel.declare_queue(
+        f"{consumer}.parking-lot", durable=True, arguments={"x-queue-type": "quorum"}
     )
-    parking = await channel.declare_queue(f"{consumer}.parking-lot", durable=True, arguments=quorum)
     for key in routing_keys:
         await main.bind(events, key)
-    await retry.bind(retry_exchange, consumer)
     await parking.bind(dead, f"{consumer}.parking-lot")
-    return Queues(main=main, parking=parking, retry_exchange=retry_exchange, dead=dead)
+    return Queues(
+        main=main, parking=parking, retry_exchange=retry_exchange, dead=dead, retry_delays_ms=retry_delays_ms
+    )
     # --8<-- [end:declare]
 
 
