@@ -101,24 +101,27 @@ async def test_a_data_service_outage_gets_a_polite_answer(mongo_url: str) -> Non
             assert await fake.replies(CHAT, 1) == ["We are busy right now, please try again in a minute."]
 
 
+@asynccontextmanager
+async def consuming_bot(
+    pg_url: str, mongo_url: str, rabbitmq_url: str, redis: RedisTarget
+) -> AsyncIterator[tuple[FakeTelegram, EventPublisher]]:
+    """The real bot consuming order.confirmed from this test's vhost; yield Telegram and a publisher."""
+    async with fake_telegram() as (fake, telegram_url):
+        events = {"rabbitmq_url": rabbitmq_url, "redis_url": redis.url, "redis_prefix": redis.prefix}
+        settings = bot_settings(telegram_url, pg_url, mongo_url, **events)
+        async with running_bot(settings), EventPublisher(rabbitmq_url) as publisher:
+            yield fake, publisher
+
+
 async def test_an_order_confirmed_event_notifies_the_user_on_telegram(
     pg: httpx.AsyncClient, pg_url: str, mongo_url: str, rabbitmq_url: str, redis_target: RedisTarget
 ) -> None:
     user = (
         await pg.post("/users", json={"email": "eve@example.org", "name": "Eve", "telegram_chat_id": CHAT})
     ).json()
-    async with fake_telegram() as (fake, telegram_url):
-        settings = bot_settings(
-            telegram_url,
-            pg_url,
-            mongo_url,
-            rabbitmq_url=rabbitmq_url,
-            redis_url=redis_target.url,
-            redis_prefix=redis_target.prefix,
-        )
-        async with running_bot(settings), EventPublisher(rabbitmq_url) as publisher:
-            await publisher.publish(new_event(OrderConfirmed(order_id=41, user_id=user["id"])))
-            assert await fake.replies(CHAT, 1, timeout=15) == ["Your order #41 is confirmed."]
+    async with consuming_bot(pg_url, mongo_url, rabbitmq_url, redis_target) as (fake, publisher):
+        await publisher.publish(new_event(OrderConfirmed(order_id=41, user_id=user["id"])))
+        assert await fake.replies(CHAT, 1, timeout=15) == ["Your order #41 is confirmed."]
 
 
 async def test_a_user_who_blocked_the_bot_is_parked_at_once_and_flood_control_is_waited_out(
@@ -135,23 +138,14 @@ async def test_a_user_who_blocked_the_bot_is_parked_at_once_and_flood_control_is
         ).json()
         for name, chat in (("frank", blocked_chat), ("grace", CHAT))
     ]
-    async with fake_telegram() as (fake, telegram_url):
+    async with consuming_bot(pg_url, mongo_url, rabbitmq_url, redis_target) as (fake, publisher):
         fake.blocked.add(blocked_chat)
         fake.rate_limited = 1
-        settings = bot_settings(
-            telegram_url,
-            pg_url,
-            mongo_url,
-            rabbitmq_url=rabbitmq_url,
-            redis_url=redis_target.url,
-            redis_prefix=redis_target.prefix,
+        for order_id, user in enumerate(users, start=50):
+            await publisher.publish(new_event(OrderConfirmed(order_id=order_id, user_id=user["id"])))
+        [parked] = await eventually(
+            lambda: inspect(rabbitmq_url, "bot.order-confirmed"), "the blocked one parked"
         )
-        async with running_bot(settings), EventPublisher(rabbitmq_url) as publisher:
-            for order_id, user in enumerate(users, start=50):
-                await publisher.publish(new_event(OrderConfirmed(order_id=order_id, user_id=user["id"])))
-            [parked] = await eventually(
-                lambda: inspect(rabbitmq_url, "bot.order-confirmed"), "the blocked one parked"
-            )
-            assert await fake.replies(CHAT, 1, timeout=15) == ["Your order #51 is confirmed."]
+        assert await fake.replies(CHAT, 1, timeout=15) == ["Your order #51 is confirmed."]
     assert parked.reason == f"permanent: chat {blocked_chat}: Forbidden: bot was blocked by the user"
     assert fake.rate_limited == 0  # the 429 was answered, and the retry got through
