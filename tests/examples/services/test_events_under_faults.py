@@ -104,7 +104,13 @@ class Service:
         assert self.running is not None
         if self.running.process.returncode is None:
             self.running.process.send_signal(signal.SIGTERM)
-        return await asyncio.wait_for(self.running.process.wait(), 30)
+        try:
+            return await asyncio.wait_for(self.running.process.wait(), 30)
+        except TimeoutError:
+            await self.kill()
+            raise AssertionError(
+                f"{self.module} did not stop within 30 s of SIGTERM:\n{self.log.read_text()[-3000:]}"
+            ) from None
 
 
 @asynccontextmanager

@@ -76,6 +76,8 @@ class EventConsumer:
         claim_seconds: int = 10,
         settle_pause: float = 1.0,
         deduplicate: bool = True,
+        publish_timeout: float = 5.0,
+        drain_timeout: float = 20.0,
         depth_interval: float = 15.0,
     ) -> None:
         self.url = url
@@ -90,6 +92,8 @@ class EventConsumer:
         self.claim_seconds = claim_seconds  # renewed while the handler runs; lapses this long after a crash
         self.settle_pause = settle_pause  # before giving a message back that could not be settled
         self.deduplicate = deduplicate  # False only to watch what it prevents (the fault tests do)
+        self.publish_timeout = publish_timeout  # for a retry or parking copy's confirm
+        self.drain_timeout = drain_timeout  # how long a stop waits for the messages in hand
         self.depth_interval = depth_interval
         self._depth: asyncio.Task[None] | None = None
         self._connection: AbstractRobustConnection | None = None
@@ -114,14 +118,19 @@ class EventConsumer:
         """Stop taking messages, let the ones in hand finish, then close (the broker requeues the rest)."""
         if self._depth is not None:
             self._depth.cancel()
+        # Every step is bounded: a channel aio-pika is still restoring can leave a call waiting forever,
+        # and a stop must end within the orchestrator's grace period (30 s by default).
         if self._queues is not None and self._tag is not None:
             # If the channel is already gone, nothing more will arrive anyway.
-            with contextlib.suppress(AMQPError, ChannelInvalidStateError):
-                await self._queues.main.cancel(self._tag)
+            with contextlib.suppress(AMQPError, ChannelInvalidStateError, TimeoutError):
+                async with asyncio.timeout(self.publish_timeout):
+                    await self._queues.main.cancel(self._tag)
         if self._in_flight:
-            await asyncio.wait(self._in_flight, timeout=30)
+            await asyncio.wait(self._in_flight, timeout=self.drain_timeout)
         if self._connection is not None:
-            await self._connection.close()
+            with contextlib.suppress(AMQPError, ChannelInvalidStateError, TimeoutError):
+                async with asyncio.timeout(self.publish_timeout):
+                    await self._connection.close()
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         # A dropped channel cancels this callback. The handling must not stop half-way: its effect
@@ -259,7 +268,8 @@ class EventConsumer:
         assert self._queues is not None
         copy = _copy(message, {"x-attempt": attempt})
         key = retry_queue(self.name, delay_ms)
-        await self._queues.retry_exchange.publish(copy, routing_key=key, mandatory=True)
+        async with asyncio.timeout(self.publish_timeout):  # a reconnecting channel can hang (aio-pika #636)
+            await self._queues.retry_exchange.publish(copy, routing_key=key, mandatory=True)
         OUTCOMES.labels(self.name, "retried").inc()
         await _settle(message.ack())  # only after the broker confirmed the copy
 
@@ -272,7 +282,8 @@ class EventConsumer:
             "x-parked-by": self.name,
         }
         copy = _copy(message, headers)
-        await self._queues.dead.publish(copy, routing_key=f"{self.name}.parking-lot", mandatory=True)
+        async with asyncio.timeout(self.publish_timeout):
+            await self._queues.dead.publish(copy, routing_key=f"{self.name}.parking-lot", mandatory=True)
         OUTCOMES.labels(self.name, "parked").inc()
         await _settle(message.ack())
         # --8<-- [end:retry]
