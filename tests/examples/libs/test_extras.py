@@ -97,14 +97,24 @@ def distribution_of(line: str, top: str) -> str:
     raise AssertionError(f"no installed distribution provides {line!r}")
 
 
+@functools.cache
+def graph_of(packages: frozenset[str]) -> grimp.ImportGraph:
+    return grimp.build_graph(
+        *sorted(packages), include_external_packages=True, exclude_type_checking_imports=True, cache_dir=None
+    )
+
+
 def imported_distributions(package: str, *others: str) -> dict[str, set[str]]:
     """Distribution → the imports that need it, for ``package`` and every module of ``shared`` (and of
     ``others``) it reaches, directly or through other modules; imports under ``TYPE_CHECKING`` are left
     out, since they never run."""
-    ours = {package, "shared", *others}
-    graph = grimp.build_graph(
-        *sorted(ours), include_external_packages=True, exclude_type_checking_imports=True, cache_dir=None
+    # One graph of all our packages serves every service (built once); a rogue test package gets its own.
+    ours = (
+        frozenset({"shared", *SERVICES, *others})
+        if package in SERVICES
+        else frozenset({package, "shared", *others})
     )
+    graph = graph_of(ours)
     reached = {m for m in graph.modules if m.split(".")[0] == package}
     reached |= graph.find_upstream_modules(package, as_package=True)
     # Importing a module runs its packages' __init__ first.
