@@ -181,7 +181,7 @@ class EventConsumer:
             await self._park(message, rejected.reason)
             return
         key = f"{self.remember_prefix}{self.name}:{event.id}"
-        if self.deduplicate and not await self._claim(key, message, event):
+        if self.deduplicate and not await self._claim(key, message):
             return
         try:
             async with self._renewed(key):
@@ -200,7 +200,7 @@ class EventConsumer:
         OUTCOMES.labels(self.name, "acked").inc()
         await _settle(message.ack())
 
-    async def _claim(self, key: str, message: AbstractIncomingMessage, event: Envelope) -> bool:
+    async def _claim(self, key: str, message: AbstractIncomingMessage) -> bool:
         """Claim the event for this delivery; ``False`` once the message has been settled otherwise."""
         try:
             earlier = await self.redis.set(key, HANDLING, nx=True, ex=self.claim_seconds, get=True)

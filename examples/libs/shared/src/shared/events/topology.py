@@ -47,7 +47,6 @@ class Queues:
     parking: AbstractQueue
     retry_exchange: AbstractExchange
     dead: AbstractExchange
-    retry_delays_ms: tuple[int, ...]
 
 
 def retry_queue(consumer: str, delay_ms: int) -> str:
@@ -101,9 +100,7 @@ async def declare(
     for key in routing_keys:
         await main.bind(events, key)
     await parking.bind(dead, f"{consumer}.parking-lot")
-    return Queues(
-        main=main, parking=parking, retry_exchange=retry_exchange, dead=dead, retry_delays_ms=retry_delays_ms
-    )
+    return Queues(main=main, parking=parking, retry_exchange=retry_exchange, dead=dead)
     # --8<-- [end:declare]
 
 
