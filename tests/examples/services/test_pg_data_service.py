@@ -251,6 +251,16 @@ async def test_health_live_and_ready(pg: httpx.AsyncClient) -> None:
     }
 
 
+async def test_a_crashed_background_job_takes_the_service_out_of_rotation(
+    pg_app: FastAPI, pg: httpx.AsyncClient
+) -> None:
+    """What the lifecycle does when the outbox relay raises: readiness turns 503, naming it."""
+    pg_app.state.life.fail("outbox_relay", ConnectionResetError("the broker went away"))
+    ready = await pg.get("/health/ready")
+    assert ready.status_code == 503
+    assert ready.json()["checks"] == {"process": "Crashed"}
+
+
 @pytest.mark.parametrize(
     ("given", "for_sqlalchemy"),
     [
