@@ -13,6 +13,7 @@ from typing import Self
 from urllib.parse import unquote, urlsplit
 
 import aio_pika
+import httpx
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from prometheus_client import REGISTRY
@@ -367,6 +368,48 @@ async def test_a_copy_the_parking_lot_does_not_take_is_not_lost(
         [parked] = await eventually(lambda: inspect(rabbitmq_url, "worker.test"), "the poison parked")
     assert parked.body == b"{broken"
     assert parked.reason.startswith("not an event envelope")
+
+
+async def test_a_copy_the_broker_nacks_is_not_lost(
+    channel: AbstractChannel, rabbitmq_url: str, redis: Redis
+) -> None:
+    """A parking copy the broker refuses (the parking lot full, ``reject-publish``) is a nack: the
+    original is given back, not acked, and parked on a fresh channel once the lot takes copies again."""
+    requeued = outcome_count("worker.test", "requeued")
+    full = {
+        "pattern": r"\.parking-lot$",
+        "definition": {"max-length": 0, "overflow": "reject-publish"},  # a full quorum queue takes one
+        "apply-to": "queues",
+    }
+    async with management(rabbitmq_url) as (api, vhost):
+        (await api.put(f"/policies/{vhost}/full", json=full)).raise_for_status()
+        async with EventConsumer(
+            rabbitmq_url, "worker.test", ["order.placed"], Recorder(), redis, settle_pause=0.05
+        ):
+            await publish_raw(channel, b"{first")
+            await eventually(lambda: inspect(rabbitmq_url, "worker.test"), "the first poison parked")
+            await publish_raw(channel, b"{second")
+            await eventually(
+                lambda: outcome_count("worker.test", "requeued") >= requeued + 2, "its copy refused twice"
+            )
+            (await api.delete(f"/policies/{vhost}/full")).raise_for_status()
+
+            async def both_parked() -> list[Parked] | None:
+                found = await inspect(rabbitmq_url, "worker.test")
+                return found if len(found) == 2 else None
+
+            parked = await eventually(both_parked, "the second poison parked once the lot takes it")
+    assert [message.body for message in parked] == [b"{first", b"{second"]
+
+
+@contextlib.asynccontextmanager
+async def management(rabbitmq_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """RabbitMQ's management API for the vhost of ``rabbitmq_url``, and the vhost's name (quoted)."""
+    parts = urlsplit(rabbitmq_url)
+    api = f"http://{parts.hostname}:15672/api"
+    auth = (parts.username or "guest", parts.password or "guest")
+    async with httpx.AsyncClient(base_url=api, auth=auth, timeout=10) as client:
+        yield client, parts.path.lstrip("/") or "%2F"
 
 
 async def test_redis_down_delays_the_message_instead_of_spending_its_deliveries(

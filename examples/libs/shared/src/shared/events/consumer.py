@@ -34,7 +34,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.events.envelope import KNOWN, Envelope, Event, Rejected, decode
-from shared.events.topology import RETRY_DELAYS_MS, Queues, declare, retry_queue
+from shared.events.publisher import ConfirmedChannel
+from shared.events.topology import DEAD, RETRY, RETRY_DELAYS_MS, Queues, declare, retry_queue
 from shared.observability.logs import REQUEST_ID
 from shared.observability.tracing import context_from
 
@@ -97,16 +98,18 @@ class EventConsumer:
         self.depth_interval = depth_interval
         self._depth: asyncio.Task[None] | None = None
         self._connection: AbstractRobustConnection | None = None
+        self._copies: ConfirmedChannel | None = None
         self._queues: Queues | None = None
         self._tag: str | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> Self:
         self._connection = await aio_pika.connect_robust(self.url)
-        # Retry and parking copies are confirmed, and a copy no queue took comes back as an error:
-        # the original is acked only once its copy is safe.
-        channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=self.prefetch)
+        # Retry and parking copies go out on a channel of their own, confirmed, and a copy no queue
+        # took comes back as an error: the original is acked only once its copy is safe.
+        self._copies = ConfirmedChannel(self._connection)
         self._queues = await declare(channel, self.name, self.routing_keys, self.retry_delays_ms)
         self._tag = await self._queues.main.consume(self._on_message)
         self._depth = asyncio.create_task(self._watch_depth())
@@ -265,16 +268,16 @@ class EventConsumer:
 
     async def _retry(self, message: AbstractIncomingMessage, attempt: int, delay_ms: int) -> None:
         """Send a copy (numbered ``attempt``) through the retry queue of ``delay_ms``; then ack."""
-        assert self._queues is not None
+        assert self._copies is not None
         copy = _copy(message, {"x-attempt": attempt})
         key = retry_queue(self.name, delay_ms)
         async with asyncio.timeout(self.publish_timeout):  # a reconnecting channel can hang (aio-pika #636)
-            await self._queues.retry_exchange.publish(copy, routing_key=key, mandatory=True)
+            await self._copies.publish(copy, RETRY, routing_key=key)
         OUTCOMES.labels(self.name, "retried").inc()
         await _settle(message.ack())  # only after the broker confirmed the copy
 
     async def _park(self, message: AbstractIncomingMessage, reason: str) -> None:
-        assert self._queues is not None
+        assert self._copies is not None
         log.error("%s: parking message %s: %s", self.name, message.message_id, reason)
         headers: dict[str, int | str] = {
             "x-parking-reason": reason[:500],
@@ -283,7 +286,7 @@ class EventConsumer:
         }
         copy = _copy(message, headers)
         async with asyncio.timeout(self.publish_timeout):
-            await self._queues.dead.publish(copy, routing_key=f"{self.name}.parking-lot", mandatory=True)
+            await self._copies.publish(copy, DEAD, routing_key=f"{self.name}.parking-lot")
         OUTCOMES.labels(self.name, "parked").inc()
         await _settle(message.ack())
         # --8<-- [end:retry]

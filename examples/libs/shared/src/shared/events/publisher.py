@@ -8,7 +8,8 @@
 * a time limit on every publish: on a reconnecting ``RobustConnection`` a publish can
   hang until the broker returns (aio-pika #636) or raise (#508); either way the caller
   is told "not sent" and keeps the event (the outbox retries it);
-* a fresh channel after a nack: RabbitMQ 3.10 nacks every publish of a channel whose first
+* a fresh channel after a nack (:class:`ConfirmedChannel`, which the consumers' retry and
+  parking copies use too): RabbitMQ 3.10 nacks every publish of a channel whose first
   publish to a quorum queue came while that queue's leader was down, for as long as the
   channel lives (its queue client keeps asking the dead node).
 """
@@ -51,6 +52,44 @@ def to_message(event: Envelope, correlation_id: str | None = None) -> aio_pika.M
     # --8<-- [end:message]
 
 
+# --8<-- [start:confirmed]
+class ConfirmedChannel:
+    """Publishes that return only once the broker confirmed them, and raise when returned or nacked.
+
+    After a nack the channel is replaced: RabbitMQ 3.10 nacks every later publish of a channel whose
+    first publish to a quorum queue came while that queue's leader was down.
+    """
+
+    def __init__(self, connection: AbstractRobustConnection) -> None:
+        self.connection = connection
+        self._channel: AbstractChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}
+
+    async def channel(self) -> AbstractChannel:
+        if self._channel is None:
+            self._channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
+            self._exchanges = {}
+        return self._channel
+
+    async def publish(self, message: aio_pika.Message, exchange: str, routing_key: str) -> None:
+        channel = await self.channel()
+        if exchange not in self._exchanges:
+            self._exchanges[exchange] = await channel.get_exchange(exchange)
+        try:
+            await self._exchanges[exchange].publish(message, routing_key=routing_key, mandatory=True)
+        except DeliveryError as error:
+            if not isinstance(error, PublishError):  # a nack (not a return): this channel is done
+                await self.close()
+            raise
+
+    async def close(self) -> None:
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            with contextlib.suppress(AMQPError, ChannelInvalidStateError, ConnectionError):
+                await channel.close()
+                # --8<-- [end:confirmed]
+
+
 # --8<-- [start:publisher]
 class EventPublisher:
     """One robust connection and one confirming channel per process."""
@@ -59,24 +98,13 @@ class EventPublisher:
         self.url = url
         self.timeout = timeout
         self._connection: AbstractRobustConnection | None = None
-        self._channel: AbstractChannel | None = None
-        self._exchange: AbstractExchange | None = None
-        self._nacked = False
+        self._channel: ConfirmedChannel | None = None
 
     async def __aenter__(self) -> Self:
         self._connection = await aio_pika.connect_robust(self.url, timeout=self.timeout)
-        await self._open_channel()
+        self._channel = ConfirmedChannel(self._connection)
+        await declare_all(await self._channel.channel())
         return self
-
-    async def _open_channel(self) -> None:
-        assert self._connection is not None
-        if self._channel is not None:  # after a nack: this one is done
-            with contextlib.suppress(AMQPError, ChannelInvalidStateError, ConnectionError):
-                await self._channel.close()
-        self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
-        await declare_all(self._channel)
-        self._exchange = await self._channel.get_exchange(EVENTS)
-        self._nacked = False
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
@@ -86,7 +114,7 @@ class EventPublisher:
 
     async def publish(self, event: Envelope, correlation_id: str | None = None) -> None:
         """Return once the broker confirmed the event; raise :class:`NotPublished` otherwise."""
-        if self._exchange is None:
+        if self._channel is None:
             raise RuntimeError("publisher is not open: use 'async with'")
         message = to_message(event, correlation_id)
         if len(message.body) > MAX_BODY_BYTES:  # every consumer would park it: refuse it here
@@ -96,15 +124,10 @@ class EventPublisher:
             )
         try:
             async with asyncio.timeout(self.timeout):
-                if self._nacked:
-                    await self._open_channel()
-                await self._exchange.publish(message, routing_key=event.type, mandatory=True)
+                await self._channel.publish(message, EVENTS, routing_key=event.type)
         except TimeoutError as error:
             raise NotPublished(f"{event.type} {event.id}: no confirm within {self.timeout} s") from error
-        except DeliveryError as error:  # a nack, or returned as unroutable (PublishError: no queue bound)
-            self._nacked = not isinstance(error, PublishError)  # after a nack: a fresh channel next time
-            raise NotPublished(f"{event.type} {event.id}: {type(error).__name__}: {error}") from error
-        except (AMQPError, ChannelInvalidStateError, ConnectionError) as error:
+        except (AMQPError, ChannelInvalidStateError, ConnectionError) as error:  # incl. nacked, returned
             raise NotPublished(f"{event.type} {event.id}: {type(error).__name__}: {error}") from error
         except RuntimeError as error:  # aiormq: a fresh channel asked of a connection still reconnecting
             raise NotPublished(f"{event.type} {event.id}: {error}") from error

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aio_pika import ExchangeType
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+from aio_pika.abc import AbstractChannel, AbstractQueue
 from pamqp.common import FieldTable
 
 # Who listens to what, for the whole system. Every publisher declares all of it on start, so an
@@ -41,12 +41,10 @@ DEAD = "domain.events.dead"
 
 @dataclass(frozen=True)
 class Queues:
-    """What a consumer reads from (its queue, its parking lot) and republishes to (retry, dead)."""
+    """What a consumer reads from: its queue, and its parking lot."""
 
     main: AbstractQueue
     parking: AbstractQueue
-    retry_exchange: AbstractExchange
-    dead: AbstractExchange
 
 
 def retry_queue(consumer: str, delay_ms: int) -> str:
@@ -100,7 +98,7 @@ async def declare(
     for key in routing_keys:
         await main.bind(events, key)
     await parking.bind(dead, f"{consumer}.parking-lot")
-    return Queues(main=main, parking=parking, retry_exchange=retry_exchange, dead=dead)
+    return Queues(main=main, parking=parking)
     # --8<-- [end:declare]
 
 
