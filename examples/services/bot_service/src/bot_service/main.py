@@ -37,6 +37,7 @@ async def run(settings: Settings, life: Lifecycle) -> None:
                     ["order.confirmed"],
                     on_order_confirmed(bot, pg),
                     redis,
+                    retry_delays_ms=settings.retry_delays_ms,
                     remember_prefix=settings.redis_prefix,
                     deduplicate=settings.deduplicate_events,
                 )

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import AmqpDsn, AnyHttpUrl, Field, RedisDsn, SecretStr
 
+from shared.events.topology import RETRY_DELAYS_MS
 from shared.settings import DataClientSettings
 
 
@@ -17,3 +18,4 @@ class Settings(DataClientSettings):
     redis_url: RedisDsn = RedisDsn("redis://127.0.0.1:6379/0")
     redis_prefix: str = "bot:"
     deduplicate_events: bool = True  # false only to watch what it prevents (the fault tests do)
+    retry_delays_ms: tuple[Annotated[int, Field(gt=0, le=3_600_000)], ...] = RETRY_DELAYS_MS  # JSON list

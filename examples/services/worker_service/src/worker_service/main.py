@@ -66,6 +66,7 @@ async def consuming(settings: Settings, pg: PgDataClient, mongo: MongoDataClient
                 handler,
                 redis,
                 prefetch=settings.prefetch,
+                retry_delays_ms=settings.retry_delays_ms,
                 remember_prefix=settings.redis_prefix,
                 deduplicate=settings.deduplicate_events,
             ):

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import AmqpDsn, Field, RedisDsn
 
+from shared.events.topology import RETRY_DELAYS_MS
 from shared.settings import DataClientSettings
 
 
@@ -19,3 +20,4 @@ class Settings(DataClientSettings):
     redis_prefix: str = "worker:"
     prefetch: Annotated[int, Field(ge=1, le=1000)] = 16
     deduplicate_events: bool = True  # false only to watch what it prevents (the fault tests do)
+    retry_delays_ms: tuple[Annotated[int, Field(gt=0, le=3_600_000)], ...] = RETRY_DELAYS_MS  # JSON list
