@@ -157,7 +157,11 @@ def messaging() -> Json:
         [
             panel(
                 "Outbox backlog",
-                {"unsent rows": "sum(outbox_backlog)", "oldest (s)": "max(outbox_oldest_unsent_age_seconds)"},
+                {
+                    "unsent rows": "sum(outbox_backlog)",
+                    "oldest (s)": "max(outbox_oldest_unsent_age_seconds)",
+                    "quarantined or behind one": "sum(outbox_quarantined)",
+                },
             ),
             panel(
                 "Outbox publishes",
