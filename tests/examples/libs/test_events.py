@@ -24,7 +24,7 @@ from patterns.testing.rabbitmq_node import RabbitNode, rabbitmq_node
 from patterns.testing.service_resolution import Unavailable
 from reference_system.ports import free_port, port_is_open
 from reference_system.waiting import eventually, eventually_blocking
-from shared.events.consumer import EventConsumer, Permanent
+from shared.events.consumer import EventConsumer, NotConsuming, Permanent
 from shared.events.envelope import (
     MAX_BODY_BYTES,
     Envelope,
@@ -486,13 +486,14 @@ async def test_queues_and_consumers_come_back_after_a_broker_restart(
     handler = Recorder()
     url = own_broker.url + "?reconnect_interval=1"  # aio-pika waits 5 s; the claim is *that* it resumes
     async with (
-        EventConsumer(url, "worker.test", ["order.placed"], handler, redis),
+        EventConsumer(url, "worker.test", ["order.placed"], handler, redis) as consumer,
         EventPublisher(url, timeout=2.0) as publisher,
     ):
         await publisher.publish(new_event(PLACED))
         await eventually(lambda: handler.handled == [7], "the first event handled", timeout=10)
         try:
             await asyncio.to_thread(own_broker.stop_app)
+            await eventually(lambda: not_consuming(consumer), "the readiness check failing while it is down")
         finally:
             await asyncio.to_thread(own_broker.start_app)
         again = new_event(OrderPlaced(order_id=8, user_id=1, total=Decimal("1.00")))
@@ -505,3 +506,78 @@ async def test_queues_and_consumers_come_back_after_a_broker_restart(
 
         await eventually(published, "a publish after the restart", timeout=60, interval=0.5)
         await eventually(lambda: handler.handled == [7, 8], "the consumer back", timeout=30)
+        await consumer.check()  # and ready again
+
+
+async def not_consuming(consumer: EventConsumer) -> bool:
+    try:
+        await consumer.check()
+    except NotConsuming:
+        return True
+    return False
+
+
+async def test_a_consumer_that_cannot_come_back_fails_readiness_then_its_process(
+    rabbitmq_url: str, redis: Redis
+) -> None:
+    """aio-pika restores a consumer after a reconnect if it can. Here the broker refuses the
+    reconnect (the user's permissions revoked): the process would stay up and silent. Its readiness
+    check says so, and the watch job fails (the service exits 1 and is restarted) once the stall
+    has lasted ``stall_seconds``; the permissions back, the same consumer is ready again."""
+    url = f"{rabbitmq_url}?reconnect_interval=0.2"
+    user = urlsplit(rabbitmq_url).username or "guest"
+    everything = {"configure": ".*", "write": ".*", "read": ".*"}
+    async with (
+        management(rabbitmq_url) as (api, vhost),
+        EventConsumer(
+            url, "worker.test", ["order.placed"], Recorder(), redis, watch_interval=0.05, stall_seconds=1
+        ) as consumer,
+    ):
+        watching = asyncio.create_task(consumer.watch(asyncio.Event()))
+        await consumer.check()
+        (await api.delete(f"/permissions/{vhost}/{user}")).raise_for_status()
+        try:
+            await asyncio.to_thread(close_all_connections, rabbitmq_url)
+            with pytest.raises(NotConsuming, match="no open channel"):
+                await asyncio.wait_for(watching, timeout=15)
+        finally:
+            (await api.put(f"/permissions/{vhost}/{user}", json=everything)).raise_for_status()
+        await eventually(lambda: consuming(consumer), "the consumer restored", timeout=15)
+
+
+async def consuming(consumer: EventConsumer) -> bool:
+    return not await not_consuming(consumer)
+
+
+def vhost_of(rabbitmq_url: str) -> str:
+    return unquote(urlsplit(rabbitmq_url).path.lstrip("/"))
+
+
+def close_all_connections(rabbitmq_url: str) -> None:
+    """Every connection to the vhost of ``rabbitmq_url``, closed by the broker."""
+    subprocess.run(
+        ["rabbitmqctl", "--quiet", "close_all_connections", "-p", vhost_of(rabbitmq_url), "fault test"],
+        check=True,
+        timeout=60,
+        capture_output=True,
+    )
+
+
+async def test_the_watch_job_ends_when_told_while_consuming(rabbitmq_url: str, redis: Redis) -> None:
+    async with EventConsumer(
+        rabbitmq_url,
+        "worker.test",
+        ["order.placed"],
+        Recorder(),
+        redis,
+        watch_interval=0.05,
+        stall_seconds=0.1,
+    ) as consumer:
+        stop = asyncio.Event()
+        watching = asyncio.create_task(consumer.watch(stop))
+        await eventually(
+            lambda: REGISTRY.get_sample_value("events_queue_messages", {"queue": "worker.test"}) is not None,
+            "the queue depth exported",
+        )
+        stop.set()
+        await asyncio.wait_for(watching, timeout=5)  # returns: no stall was seen

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import aio_pika
 import asyncpg
@@ -56,7 +56,7 @@ from reference_system.processes import Running, wait_ready
 from reference_system.waiting import eventually
 from shared.events.envelope import Envelope
 from shared.events.topology import EVENTS, RETRY_DELAYS_MS, declare_all
-from tests.examples.libs.test_events import RedisProcess
+from tests.examples.libs.test_events import RedisProcess, close_all_connections
 from tests.examples.services.conftest import TOKENS, auth
 
 ITEMS = [{"sku": "book-1", "quantity": 1, "unit_price": "10.00"}]
@@ -65,19 +65,6 @@ TAP = "tap.order-confirmed"
 PLACED_TAP = "tap.order-placed"
 SCALED_DELAYS_MS = [delay // 10 for delay in RETRY_DELAYS_MS]
 PAUSE_SECONDS = 6.0  # a minute, at the schedule's scale
-
-
-def vhost_of(rabbitmq_url: str) -> str:
-    return unquote(urlsplit(rabbitmq_url).path.lstrip("/"))
-
-
-def close_all_connections(rabbitmq_url: str) -> None:
-    subprocess.run(
-        ["rabbitmqctl", "--quiet", "close_all_connections", "-p", vhost_of(rabbitmq_url), "fault test"],
-        check=True,
-        timeout=60,
-        capture_output=True,
-    )
 
 
 async def queue_depths(rabbitmq_url: str) -> dict[str, int]:

@@ -103,7 +103,9 @@ async def started(name: str, env: dict[str, str]) -> AsyncIterator[Running]:
 
 # What makes each service record a span: a request it serves, or its own work.
 async def traced_work(name: str, base_url: str) -> None:
-    if name in {"worker_service", "bot_service"}:
+    if name in {"worker_service", "bot_service"}:  # ready only while the broker delivers to its consumer
+        async with aiohttp.ClientSession() as session, session.get(f"{base_url}/health/ready") as r:
+            assert (await r.json())["checks"]["events"] == "ok"
         return  # the periodic job's run, the bot's getMe: both are traced on their own
     path = "/preferences/1" if name == "mongo_data_service" else "/users/1"
     async with aiohttp.ClientSession() as session, session.get(f"{base_url}{path}", headers=auth()) as r:

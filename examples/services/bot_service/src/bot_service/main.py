@@ -27,10 +27,11 @@ async def run(settings: Settings, life: Lifecycle) -> None:
         api = TelegramAPIServer.from_base(str(settings.telegram_api_url).rstrip("/"))
         bot = Bot(settings.bot_token.get_secret_value(), session=AiohttpSession(api=api))
         stack.push_async_callback(bot.session.close)
+        checks = {"process": life.check, **liveness_of(pg, mongo)}
         if settings.rabbitmq_url is not None:
             redis = Redis.from_url(str(settings.redis_url))
             stack.push_async_callback(redis.aclose)
-            await stack.enter_async_context(
+            consumer = await stack.enter_async_context(
                 EventConsumer(
                     str(settings.rabbitmq_url),
                     "bot.order-confirmed",
@@ -42,10 +43,11 @@ async def run(settings: Settings, life: Lifecycle) -> None:
                     deduplicate=settings.deduplicate_events,
                 )
             )
+            await stack.enter_async_context(life.background(events=consumer.watch))
+            checks["events"] = consumer.check
         dispatcher = Dispatcher(pg=pg, mongo=mongo)  # handlers take the clients by name
         dispatcher.include_router(build_router())
         await stack.enter_async_context(life.background(telegram_polling=partial(poll, dispatcher, bot)))
-        checks = {"process": life.check, **liveness_of(pg, mongo)}
         await stack.enter_async_context(ops_server(settings.host, settings.port, checks))
         await life.stopping.wait()
         # --8<-- [end:run]

@@ -29,8 +29,11 @@ async def run(settings: Settings, life: Lifecycle) -> None:
     """Work until ``life`` stops (SIGTERM), then finish the job run and the messages in hand."""
     async with AsyncExitStack() as stack:  # opened in order, closed in reverse, also on failure
         pg, mongo = await stack.enter_async_context(data_clients(settings))
+        checks = {"process": life.check, **liveness_of(pg, mongo)}
         if settings.rabbitmq_url is not None:
-            await stack.enter_async_context(consuming(settings, pg, mongo))
+            consumer = await stack.enter_async_context(consuming(settings, pg, mongo))
+            await stack.enter_async_context(life.background(events=consumer.watch))
+            checks["events"] = consumer.check
 
         async def confirm_orders(stop: asyncio.Event) -> None:
             await run_periodically(
@@ -42,7 +45,6 @@ async def run(settings: Settings, life: Lifecycle) -> None:
 
         if settings.confirm_job:
             await stack.enter_async_context(life.background(confirm_placed_orders=confirm_orders))
-        checks = {"process": life.check, **liveness_of(pg, mongo)}
         await stack.enter_async_context(ops_server(settings.host, settings.port, checks))
         log.info("worker started")
         await life.stopping.wait()
@@ -51,7 +53,9 @@ async def run(settings: Settings, life: Lifecycle) -> None:
 
 
 @asynccontextmanager
-async def consuming(settings: Settings, pg: PgDataClient, mongo: MongoDataClient) -> AsyncIterator[None]:
+async def consuming(
+    settings: Settings, pg: PgDataClient, mongo: MongoDataClient
+) -> AsyncIterator[EventConsumer]:
     """Consume ``order.placed`` while the block runs; on exit, finish the messages in hand first."""
     assert settings.rabbitmq_url is not None
     url = str(settings.rabbitmq_url)
@@ -69,7 +73,7 @@ async def consuming(settings: Settings, pg: PgDataClient, mongo: MongoDataClient
                 retry_delays_ms=settings.retry_delays_ms,
                 remember_prefix=settings.redis_prefix,
                 deduplicate=settings.deduplicate_events,
-            ):
-                yield
+            ) as consumer:
+                yield consumer
     finally:
         await redis.aclose()

@@ -26,7 +26,8 @@ from types import TracebackType
 from typing import Self
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+import aiormq
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from opentelemetry import context, trace
 from prometheus_client import Counter, Gauge, Histogram
@@ -57,6 +58,10 @@ class Permanent(Exception):
     """Raised by a handler when retrying cannot help: the message is parked at once."""
 
 
+class NotConsuming(Exception):
+    """The consumer is not registered with the broker: nothing arrives, however long one waits."""
+
+
 HANDLING, DONE = b"handling", b"done"
 
 
@@ -79,7 +84,8 @@ class EventConsumer:
         deduplicate: bool = True,
         publish_timeout: float = 5.0,
         drain_timeout: float = 20.0,
-        depth_interval: float = 15.0,
+        watch_interval: float = 15.0,
+        stall_seconds: float = 120.0,
     ) -> None:
         self.url = url
         self.name = name
@@ -95,8 +101,8 @@ class EventConsumer:
         self.deduplicate = deduplicate  # False only to watch what it prevents (the fault tests do)
         self.publish_timeout = publish_timeout  # for a retry or parking copy's confirm
         self.drain_timeout = drain_timeout  # how long a stop waits for the messages in hand
-        self.depth_interval = depth_interval
-        self._depth: asyncio.Task[None] | None = None
+        self.watch_interval = watch_interval
+        self.stall_seconds = stall_seconds  # not consuming for this long: the process fails, to restart
         self._connection: AbstractRobustConnection | None = None
         self._copies: ConfirmedChannel | None = None
         self._queues: Queues | None = None
@@ -112,15 +118,12 @@ class EventConsumer:
         self._copies = ConfirmedChannel(self._connection)
         self._queues = await declare(channel, self.name, self.routing_keys, self.retry_delays_ms)
         self._tag = await self._queues.main.consume(self._on_message)
-        self._depth = asyncio.create_task(self._watch_depth())
         return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
     ) -> None:
         """Stop taking messages, let the ones in hand finish, then close (the broker requeues the rest)."""
-        if self._depth is not None:
-            self._depth.cancel()
         # Every step is bounded: a channel aio-pika is still restoring can leave a call waiting forever,
         # and a stop must end within the orchestrator's grace period (30 s by default).
         if self._queues is not None and self._tag is not None:
@@ -165,17 +168,57 @@ class EventConsumer:
             if attached is not None:
                 context.detach(attached)
 
-    async def _watch_depth(self) -> None:
-        """Export how many messages wait in the main queue and the parking lot."""
+    # --8<-- [start:watch]
+    async def check(self) -> None:
+        """A readiness check: is this consumer registered with the broker on an open channel?
+
+        aio-pika restores a consumer after a reconnect, if it can; when it cannot (the broker
+        refuses the connection, a restore fails: aio-pika #668), it only logs and tries again.
+        """
         assert self._queues is not None
-        while True:
-            for queue in (self._queues.main, self._queues.parking):
-                try:
+        channel = self._queues.main.channel
+        if channel.is_closed:  # reconnecting, or gave up (asking for it would wait for the reconnect)
+            raise NotConsuming(f"{self.name}: no open channel")
+        try:
+            async with asyncio.timeout(1):
+                underlay = await channel.get_underlay_channel()
+        except (AMQPError, ChannelInvalidStateError, TimeoutError) as error:
+            raise NotConsuming(f"{self.name}: no open channel ({type(error).__name__})") from error
+        if (
+            underlay.is_closed
+            or not isinstance(underlay, aiormq.Channel)
+            or self._tag not in underlay.consumers
+        ):
+            raise NotConsuming(f"{self.name}: the broker does not deliver to this consumer")
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        """A background job: export the queue depths; fail once not consuming for ``stall_seconds``,
+        so the process exits and is restarted, rather than stay up and silent."""
+        assert self._queues is not None
+        since: float | None = None
+        while not stop.is_set():
+            try:
+                await self.check()
+                since = None
+                await self._export_depths(self._queues.main, self._queues.parking)
+            except NotConsuming:
+                now = time.monotonic()
+                since = now if since is None else since
+                if now - since >= self.stall_seconds:
+                    raise
+                log.warning("%s: not consuming for %.0f s", self.name, now - since)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.watch_interval)
+                # --8<-- [end:watch]
+
+    async def _export_depths(self, *queues: AbstractQueue) -> None:
+        for queue in queues:
+            try:
+                async with asyncio.timeout(self.publish_timeout):  # waits out a reconnect otherwise
                     declared = await queue.declare()  # same arguments: a no-op that reports the count
-                    WAITING.labels(queue.name).set(declared.message_count or 0)
-                except (AMQPError, ChannelInvalidStateError) as error:
-                    log.warning("%s: could not read the depth of %s: %s", self.name, queue.name, error)
-            await asyncio.sleep(self.depth_interval)
+                WAITING.labels(queue.name).set(declared.message_count or 0)
+            except (AMQPError, ChannelInvalidStateError, TimeoutError) as error:
+                log.warning("%s: could not read the depth of %s: %s", self.name, queue.name, error)
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         try:
