@@ -12,10 +12,15 @@ from shared.settings import ServiceSettings, load_settings, parse_service_tokens
 
 
 def test_service_tokens_parse_and_stay_secret() -> None:
-    tokens = parse_service_tokens(" api = aaaaaaaaaaaaaaaa , bot=bbbbbbbbbbbbbbbb")
+    tokens = parse_service_tokens(" api = aaaaaaaaaaaaaaaa , bot=bbbbbbbbbbbbbbbb, api=cccccccccccccccc")
     assert set(tokens) == {"api", "bot"}
-    assert tokens["api"].get_secret_value() == "a" * 16
+    assert [token.get_secret_value() for token in tokens["api"]] == ["a" * 16, "c" * 16]  # rotating
     assert "aaaa" not in repr(tokens)
+
+
+def test_one_token_for_two_callers_is_refused() -> None:
+    with pytest.raises(ValueError, match="listed for both 'api' and 'bot'"):
+        parse_service_tokens("api=aaaaaaaaaaaaaaaa,bot=aaaaaaaaaaaaaaaa")
 
 
 @pytest.mark.parametrize("value", ["api", "api=short", "=aaaaaaaaaaaaaaaa", ""])
@@ -25,7 +30,7 @@ def test_malformed_service_tokens_are_refused(value: str) -> None:
 
 
 def test_the_caller_is_found_by_token_and_unknown_tokens_match_nobody() -> None:
-    auth = CallerAuth({"api": SecretStr("a" * 16), "bot": SecretStr("b" * 16)}, {})
+    auth = CallerAuth({"api": (SecretStr("a" * 16),), "bot": (SecretStr("b" * 16),)}, {})
     assert auth.caller("b" * 16) == "bot"
     assert auth.caller("c" * 16) is None
     assert auth.caller("") is None

@@ -14,6 +14,7 @@ from patterns.testing.servers import in_process
 from pg_data_service.app import create_app
 from pg_data_service.settings import Settings, asyncpg_url
 from reference_system.ports import free_port
+from shared.settings import parse_service_tokens
 from tests.examples.services.conftest import TOKENS, auth
 
 PROBLEM = "application/problem+json"
@@ -273,6 +274,26 @@ def test_the_database_url_gets_the_asyncpg_driver_and_keeps_its_password(
     given: str, for_sqlalchemy: str
 ) -> None:
     assert asyncpg_url(given) == for_sqlalchemy
+
+
+async def test_a_service_token_rotates_without_a_refused_call(pg_settings: Settings) -> None:
+    """The procedure on the service-auth page, step by step: at every step, the token each running
+    caller holds is accepted; at the end, the old one is refused."""
+    old, new = "api-token-2025-aaaaaaaa", "api-token-2026-bbbbbbbb"
+
+    async def answers(service_tokens: str) -> dict[str, int]:
+        settings = pg_settings.model_copy(update={"service_tokens": parse_service_tokens(service_tokens)})
+        async with in_process(create_app(settings)) as client:
+            return {
+                token: (
+                    await client.get("/users/999999", headers={"Authorization": f"Bearer {token}"})
+                ).status_code
+                for token in (old, new)
+            }
+
+    assert await answers(f"api={old}") == {old: 404, new: 401}  # before: callers hold the old token
+    assert await answers(f"api={old},api={new}") == {old: 404, new: 404}  # 1. both; 2. callers switch
+    assert await answers(f"api={new}") == {old: 401, new: 404}  # 3. the old one removed
 
 
 async def test_database_down_is_a_fast_503_and_not_ready() -> None:

@@ -1,4 +1,4 @@
-"""Service-to-service authentication: one bearer token per calling service.
+"""Service-to-service authentication: a bearer token per calling service (two while it rotates).
 
 A data service knows its callers by name (``api``, ``bot``, ``worker``) and what each
 may do. A request without a valid token gets 401; a known caller asking for an
@@ -6,7 +6,7 @@ operation it is not granted gets 403. Tokens are compared in constant time.
 """
 
 import hmac
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -25,14 +25,18 @@ bearer = HTTPBearer(auto_error=False, description="A token from this service's S
 class CallerAuth:
     """FastAPI dependencies that name the calling service and check what it may do."""
 
-    def __init__(self, tokens: Mapping[str, SecretStr], permissions: Permissions) -> None:
-        self._tokens = {caller: token.get_secret_value().encode() for caller, token in tokens.items()}
+    def __init__(self, tokens: Mapping[str, Sequence[SecretStr]], permissions: Permissions) -> None:
+        self._tokens = [
+            (caller, token.get_secret_value().encode())
+            for caller, listed in tokens.items()
+            for token in listed
+        ]
         self._permissions = permissions
 
     def caller(self, presented: str) -> str | None:
         """The caller whose token this is; every token is compared, in constant time."""
         found = None
-        for caller, token in self._tokens.items():
+        for caller, token in self._tokens:
             if hmac.compare_digest(token, presented.encode()):
                 found = caller
         return found

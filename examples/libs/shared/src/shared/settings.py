@@ -17,31 +17,44 @@ from pydantic import AnyHttpUrl, BeforeValidator, Field, SecretStr, ValidationEr
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
-def parse_service_tokens(value: object) -> dict[str, SecretStr]:
-    """Read ``SERVICE_TOKENS`` (``api=…,bot=…``) into caller → token.
+def parse_service_tokens(value: object) -> dict[str, tuple[SecretStr, ...]]:
+    """Read ``SERVICE_TOKENS`` (``api=…,bot=…``) into caller → its tokens.
+
+    A caller listed twice has two valid tokens while its token rotates:
 
     ```py
     from shared.settings import parse_service_tokens
 
-    tokens = parse_service_tokens("api=s3cret-api-token,worker=s3cret-worker-token")
-    print(sorted(tokens), tokens["api"])
-    #> ['api', 'worker'] **********
+    tokens = parse_service_tokens("api=0ld-api-token-2025,worker=s3cret-worker-token,api=n3w-api-token-2026")
+    print(sorted(tokens), len(tokens["api"]), tokens["api"][0])
+    #> ['api', 'worker'] 2 **********
     ```
     """
-    if isinstance(value, Mapping):
-        return {str(k): v if isinstance(v, SecretStr) else SecretStr(str(v)) for k, v in value.items()}
-    tokens: dict[str, SecretStr] = {}
-    for item in str(value).split(","):
-        caller, sep, token = item.strip().partition("=")
-        if not sep or not caller.strip() or len(token.strip()) < 16:
+    if isinstance(value, Mapping):  # from code: caller → a token
+        items = [f"{caller}={plain(token)}" for caller, token in value.items()]
+    else:
+        items = str(value).split(",")
+    tokens: dict[str, tuple[SecretStr, ...]] = {}
+    owners: dict[str, str] = {}
+    for item in items:
+        caller, sep, token = (part.strip() for part in item.partition("="))
+        if not sep or not caller or len(token) < 16:
             raise ValueError(
                 "expected caller=token pairs separated by commas, each token at least 16 characters"
             )
-        tokens[caller.strip()] = SecretStr(token.strip())
+        if owners.setdefault(token, caller) != caller:
+            raise ValueError(f"one token is listed for both {owners[token]!r} and {caller!r}")
+        tokens[caller] = (*tokens.get(caller, ()), SecretStr(token))
     return tokens
 
 
-type ServiceTokens = Annotated[dict[str, SecretStr], NoDecode, BeforeValidator(parse_service_tokens)]
+def plain(token: object) -> str:
+    return token.get_secret_value() if isinstance(token, SecretStr) else str(token)
+
+
+type ServiceTokens = Annotated[
+    dict[str, tuple[SecretStr, ...]], NoDecode, BeforeValidator(parse_service_tokens)
+]
 
 
 class ServiceSettings(BaseSettings):
