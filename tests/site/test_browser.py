@@ -46,7 +46,9 @@ def open_page(context: BrowserContext, url: str) -> tuple[Page, list[str], list[
             route.abort() if urlsplit(route.request.url).hostname not in LOCAL_HOSTS else route.continue_()
         ),
     )
-    page.goto(url, wait_until="networkidle")
+    # "load", not "networkidle" (half a second of quiet per page): whatever the page asks for later
+    # is still seen by the listener above, which stays on for the whole test.
+    page.goto(url, wait_until="load")
     return page, errors, foreign
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -112,20 +114,41 @@ def test_every_broken_snippet_rule_fails_the_zensical_build_with_page_and_line(b
 
 
 @pytest.fixture
-def linking_nowhere(tmp_path: Path) -> Path:
-    project = copy_site_sources(ROOT, tmp_path / "project")
-    (project / "docs" / "bad.md").write_text("# Bad\n\nSee [the guide](guides/NOWHERE.md).\n")
+def one_page_site(tmp_path: Path) -> Path:
+    """The site's own configuration and theme around one page of its own. What names the real pages
+    is left out (the nav, the llms.txt sections, and the guard's hook, which wants every example
+    shown): each build takes about a second instead of rendering the whole site again."""
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "docs", project / "docs", ignore=shutil.ignore_patterns("*.md"))
+    shutil.copytree(ROOT / "overrides", project / "overrides")
+    (project / "examples").mkdir()  # watched by the config; no example, so no section to show
+    config = (ROOT / "mkdocs.yml").read_text()
+    config = re.sub(r"^(hooks|nav):\n(?:[ -].*\n|\n)*", "", config, flags=re.MULTILINE)
+    config = re.sub(r"^  - llmstxt:\n(?:      .*\n|\n)*", "", config, flags=re.MULTILINE)
+    (project / "mkdocs.yml").write_text(config)
+    (project / "docs" / "index.md").write_text("# Home\n\nSee [the other page](bad.md).\n")
+    (project / "docs" / "bad.md").write_text("# Bad\n\nSee [the guide](index.md).\n")
     return project
 
 
-def test_a_broken_link_fails_the_mkdocs_build_naming_the_page(linking_nowhere: Path, tmp_path: Path) -> None:
-    result = mkdocs_build(linking_nowhere, tmp_path / "out")
+def link_nowhere(project: Path) -> None:
+    (project / "docs" / "bad.md").write_text("# Bad\n\nSee [the guide](guides/NOWHERE.md).\n")
+
+
+def test_a_broken_link_fails_the_mkdocs_build_naming_the_page(one_page_site: Path, tmp_path: Path) -> None:
+    built = mkdocs_build(one_page_site, tmp_path / "out")
+    assert built.returncode == 0, built.stderr  # the same site, every link whole
+    link_nowhere(one_page_site)
+    result = mkdocs_build(one_page_site, tmp_path / "out")
     assert result.returncode != 0
     assert "'bad.md' contains a link 'guides/NOWHERE.md'" in result.stderr
 
 
-def test_a_broken_link_fails_the_zensical_build_naming_the_page(linking_nowhere: Path) -> None:
-    result = zensical_build(linking_nowhere)
+def test_a_broken_link_fails_the_zensical_build_naming_the_page(one_page_site: Path) -> None:
+    built = zensical_build(one_page_site)
+    assert built.returncode == 0, built.stdout + built.stderr
+    link_nowhere(one_page_site)
+    result = zensical_build(one_page_site)
     assert result.returncode != 0
     assert "bad.md:3:" in result.stdout + result.stderr
     assert "page does not exist" in result.stdout + result.stderr
