@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -14,10 +15,13 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from api_service.app import create_app
+from api_service.cache import SCHEMA, TOMBSTONE, UserCache, body_of
 from api_service.settings import Settings
 from patterns.testing.pytest_fixtures import RedisTarget
 from patterns.testing.servers import in_process, serving
 from reference_system.ports import free_port
+from shared.clients.pg import PgDataClient
+from shared.contracts.pg import User
 from tests.examples.services.conftest import TOKENS
 from tests.examples.services.test_pg_data_service import ITEMS, assert_problem
 
@@ -50,7 +54,7 @@ async def test_register_then_read_fills_the_cache(api: httpx.AsyncClient, redis_
     user = (await api.post("/users", json=ALICE)).json()
     redis = Redis.from_url(redis_target.url)
     try:
-        key = f"{redis_target.prefix}user:{user['id']}"
+        key = f"{redis_target.prefix}user:{SCHEMA}:{user['id']}"
         assert await redis.exists(key) == 0
         first = await api.get(f"/users/{user['id']}")
         assert first.json() == user
@@ -202,3 +206,92 @@ async def test_a_refused_service_token_is_a_502_not_the_clients_fault(
     )
     async for api in client_for(create_app(settings)):
         assert_problem(await api.post("/users", json=ALICE), 502)
+
+
+async def test_a_reader_that_read_before_a_write_cannot_put_the_old_version_back(
+    pg_url: str, mongo_url: str, redis_target: RedisTarget
+) -> None:
+    """The stale-set race of cache-aside, interleaved step by step: a reader misses and reads
+    version 1; a writer commits version 2 and stores it; only then does the reader store what it
+    read. Set-if-newer refuses it, and the next read is version 2 (from the cache)."""
+    read, go = asyncio.Event(), asyncio.Event()
+
+    class SlowReader(PgDataClient):
+        async def get_user(self, user_id: int) -> User:
+            user = await super().get_user(user_id)
+            read.set()
+            await go.wait()  # the writer runs now
+            return user
+
+    settings = api_settings(pg_url, mongo_url, redis_target)
+    redis = Redis.from_url(redis_target.url)
+    async with (
+        in_process(create_app(settings)) as api,
+        SlowReader(str(settings.pg_data_url), settings.service_token) as slow,
+    ):
+        user = (await api.post("/users", json=ALICE)).json()
+        reader = UserCache(redis, slow, redis_target.prefix, 300)
+        reading = asyncio.create_task(reader.get(user["id"]))
+        await read.wait()  # version 1 in the reader's hands
+        patched = await api.patch(
+            f"/users/{user['id']}", json={"name": "Alice B."}, headers={"If-Match": '"1"'}
+        )
+        assert patched.json()["version"] == 2
+        go.set()
+        assert (await reading).version == 1  # what it read, it returns; but it cannot cache it
+        assert body_of(await redis.get(reader.key(user["id"]))) == patched.text  # version 2, as written
+        assert (await api.get(f"/users/{user['id']}")).json()["version"] == 2
+    await redis.aclose()
+
+
+async def test_a_failed_write_leaves_a_tombstone_that_readers_in_flight_cannot_overwrite(
+    redis_target: RedisTarget, pg_url: str
+) -> None:
+    """A write whose outcome is unknown: no reader may cache what it read before it."""
+    redis = Redis.from_url(redis_target.url)
+    async with PgDataClient(pg_url, SecretStr(TOKENS["api"])) as pg:
+        cache = UserCache(redis, pg, redis_target.prefix, 300, tombstone_seconds=5)
+        user = User(
+            id=7,
+            email="a@example.org",
+            name="A",
+            telegram_chat_id=None,
+            created_at=datetime.now(UTC),
+            version=1,
+        )
+        await cache.forget(7)
+        await cache.store(user)  # a reader that read version 1 before the write
+        assert await redis.get(cache.key(7)) == f"{TOMBSTONE}|".encode()  # still the tombstone
+        assert 0 < await redis.ttl(cache.key(7)) <= 5
+    await redis.aclose()
+
+
+async def test_concurrent_misses_for_one_user_make_one_read(
+    pg_url: str, mongo_url: str, redis_target: RedisTarget
+) -> None:
+    """Single flight: a stampede of misses on one key reaches the data service once."""
+    reads = 0
+
+    class Counting(PgDataClient):
+        async def get_user(self, user_id: int) -> User:
+            nonlocal reads
+            reads += 1
+            return await super().get_user(user_id)
+
+    settings = api_settings(pg_url, mongo_url, redis_target)
+    redis = Redis.from_url(redis_target.url)
+    async with (
+        in_process(create_app(settings)) as api,
+        Counting(str(settings.pg_data_url), settings.service_token) as pg,
+    ):
+        user = (await api.post("/users", json=ALICE)).json()
+        cache = UserCache(redis, pg, redis_target.prefix, 300)
+        users = await asyncio.gather(*(cache.get(user["id"]) for _ in range(50)))
+    await redis.aclose()
+    assert {u.id for u in users} == {user["id"]}
+    assert reads == 1
+
+
+def test_cache_keys_change_with_the_model() -> None:
+    """A deploy that changes ``User`` reads keys of its own, never the old copies it cannot parse."""
+    assert SCHEMA in UserCache(Redis(), None, "api:", 300).key(7)  # type: ignore[arg-type]

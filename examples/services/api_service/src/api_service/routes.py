@@ -74,8 +74,10 @@ async def update_user(
 ) -> User:
     try:
         user = await pg.update_user(user_id, change, version)
-    finally:
-        await users.forget(user_id)  # even a failed write may have raced a change: drop the copy
+    except Exception:
+        await users.forget(user_id)  # it may have happened all the same: no copy until reads are fresh
+        raise
+    await users.store(user)
     response.headers["ETag"] = etag(user.version)
     return user
 
