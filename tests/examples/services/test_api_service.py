@@ -19,6 +19,8 @@ from api_service.cache import SCHEMA, TOMBSTONE, UserCache, body_of
 from api_service.settings import Settings
 from patterns.testing.pytest_fixtures import RedisTarget
 from patterns.testing.servers import in_process, serving
+from pg_data_service.app import create_app as create_pg_app
+from pg_data_service.settings import Settings as PgSettings
 from reference_system.ports import free_port
 from shared.clients.pg import PgDataClient
 from shared.contracts.pg import User
@@ -295,3 +297,34 @@ async def test_concurrent_misses_for_one_user_make_one_read(
 def test_cache_keys_change_with_the_model() -> None:
     """A deploy that changes ``User`` reads keys of its own, never the old copies it cannot parse."""
     assert SCHEMA in UserCache(Redis(), None, "api:", 300).key(7)  # type: ignore[arg-type]
+
+
+async def test_mongodb_down_keeps_the_api_in_rotation_and_fails_only_the_activity_route(
+    pg_url: str, redis_target: RedisTarget
+) -> None:
+    """Readiness names what the API cannot serve without: pg_data_service. Without the MongoDB data
+    service, users and orders still work; only the activity route answers 503."""
+    settings = api_settings(pg_url, f"http://127.0.0.1:{free_port()}", redis_target)
+    async for api in client_for(create_app(settings)):
+        ready = await api.get("/health/ready")
+        assert ready.status_code == 200
+        assert ready.json()["checks"] == {"process": "ok", "pg_data_service": "ok"}
+        user = (await api.post("/users", json=ALICE)).json()
+        order = {"user_id": user["id"], "items": ITEMS}
+        placed = await api.post("/orders", json=order, headers={"Idempotency-Key": "mongo-down-0001"})
+        assert placed.status_code == 201
+        assert_problem(await api.get(f"/users/{user['id']}/activity"), 503)
+
+
+async def test_a_data_service_alive_but_not_ready_takes_the_api_out_of_rotation(
+    mongo_url: str, redis_target: RedisTarget
+) -> None:
+    """pg_data_service answers, but its database is down: it cannot serve, so neither can the API."""
+    no_database = PgSettings(
+        database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/test", service_tokens=TOKENS
+    )
+    async with serving(create_pg_app(no_database)) as pg_url:
+        async for api in client_for(create_app(api_settings(pg_url, mongo_url, redis_target))):
+            ready = await api.get("/health/ready")
+            assert_problem(ready, 503)
+            assert set(ready.json()["checks"]) == {"pg_data_service"}

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from api_service.cache import UserCache
 from api_service.routes import router
 from api_service.settings import Settings
-from shared.clients.both import data_clients, liveness_of
+from shared.clients.both import data_clients, needed
 from shared.clients.errors import DataServiceError, DependencyUnavailable, Unauthorized
 from shared.health import health_router
 from shared.lifecycle import Lifecycle
@@ -43,9 +43,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with AsyncExitStack() as stack:
         redis = Redis.from_url(str(settings.redis_url), socket_timeout=0.5, socket_connect_timeout=0.5)
         stack.push_async_callback(redis.aclose)
-        app.state.pg, app.state.mongo = pg, mongo = await stack.enter_async_context(data_clients(settings))
+        app.state.pg, app.state.mongo = await stack.enter_async_context(data_clients(settings))
+        pg = app.state.pg
         app.state.users = UserCache(redis, pg, settings.cache_prefix, settings.user_cache_ttl_seconds)
-        app.state.checks.update(liveness_of(pg, mongo))
+        app.state.checks.update(needed(pg))  # activity (MongoDB) is optional: 503 on its route only
         yield
         # --8<-- [end:factory]
 

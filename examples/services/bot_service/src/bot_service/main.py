@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from bot_service.handlers import build_router, on_order_confirmed
 from bot_service.settings import Settings
-from shared.clients.both import data_clients, liveness_of
+from shared.clients.both import data_clients, needed
 from shared.events.consumer import EventConsumer
 from shared.lifecycle import Lifecycle
 from shared.ops_server import ops_server
@@ -27,7 +27,7 @@ async def run(settings: Settings, life: Lifecycle) -> None:
         api = TelegramAPIServer.from_base(str(settings.telegram_api_url).rstrip("/"))
         bot = Bot(settings.bot_token.get_secret_value(), session=AiohttpSession(api=api))
         stack.push_async_callback(bot.session.close)
-        checks = {"process": life.check, **liveness_of(pg, mongo)}
+        checks = {"process": life.check, **needed(pg)}
         if settings.rabbitmq_url is not None:
             redis = Redis.from_url(str(settings.redis_url))
             stack.push_async_callback(redis.aclose)

@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from redis.asyncio import Redis
 
-from shared.clients.both import data_clients, liveness_of
+from shared.clients.both import data_clients, needed
 from shared.clients.mongo import MongoDataClient
 from shared.clients.pg import PgDataClient
 from shared.events.consumer import EventConsumer
@@ -29,7 +29,7 @@ async def run(settings: Settings, life: Lifecycle) -> None:
     """Work until ``life`` stops (SIGTERM), then finish the job run and the messages in hand."""
     async with AsyncExitStack() as stack:  # opened in order, closed in reverse, also on failure
         pg, mongo = await stack.enter_async_context(data_clients(settings))
-        checks = {"process": life.check, **liveness_of(pg, mongo)}
+        checks = {"process": life.check, **needed(pg, mongo)}
         if settings.rabbitmq_url is not None:
             consumer = await stack.enter_async_context(consuming(settings, pg, mongo))
             await stack.enter_async_context(life.background(events=consumer.watch))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from shared.checks import Check
+from shared.clients.http import DataServiceClient
 from shared.clients.mongo import MongoDataClient
 from shared.clients.pg import PgDataClient
 from shared.settings import DataClientSettings
@@ -22,9 +24,10 @@ async def data_clients(settings: DataClientSettings) -> AsyncIterator[tuple[PgDa
         yield pg, mongo
 
 
-def liveness_of(pg: PgDataClient, mongo: MongoDataClient) -> dict[str, Check]:
-    """Readiness checks of a business service: both data services answer ``/health/live``."""
-    return {
-        "pg_data_service": lambda: pg.request("GET", "/health/live"),
-        "mongo_data_service": lambda: mongo.request("GET", "/health/live"),
-    }
+# --8<-- [start:ready-checks]
+def needed(*clients: DataServiceClient) -> dict[str, Check]:
+    """Readiness checks of a business service: each data service it cannot serve without is ready
+    (answers its own ``/health/ready``). A data service it can do without is left out: its outage
+    answers 503 on the routes that need it, and the replica stays in rotation for the rest."""
+    return {client.service: partial(client.request, "GET", "/health/ready") for client in clients}
+    # --8<-- [end:ready-checks]
