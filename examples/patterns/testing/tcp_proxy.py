@@ -1,4 +1,5 @@
-"""A TCP proxy on loopback that a test can cut and restore: "the broker is down" without stopping it.
+"""A TCP proxy on loopback that a test can cut, stall and restore: "the broker is down" or "the
+network hangs" without touching the server.
 
 Stopping the real RabbitMQ would break every other test and take seconds to restart.
 Cutting the proxy closes every connection through it and refuses new ones, which is
@@ -26,6 +27,8 @@ class TcpProxy:
         self.routed: list[tuple[str, int]] = []  # the target of every connection, in order
         self._server: asyncio.Server | None = None
         self._streams: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     async def start(self) -> None:
         """Accept connections again (on the same port)."""
@@ -40,6 +43,13 @@ class TcpProxy:
             writer.transport.abort()
         self._streams.clear()
 
+    def stall(self) -> None:
+        """Keep every connection open and pass no byte either way, like a network that hangs."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
     async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         for target in self.targets:
             try:
@@ -53,17 +63,18 @@ class TcpProxy:
         self.routed.append(target)
         self._streams |= {client_writer, upstream_writer}
         await asyncio.gather(
-            _pipe(client_reader, upstream_writer),
-            _pipe(upstream_reader, client_writer),
+            _pipe(client_reader, upstream_writer, self._flowing),
+            _pipe(upstream_reader, client_writer, self._flowing),
             return_exceptions=True,
         )
         self._streams -= {client_writer, upstream_writer}
         # --8<-- [end:proxy]
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flowing: asyncio.Event) -> None:
     try:
         while chunk := await reader.read(65536):
+            await flowing.wait()
             writer.write(chunk)
             await writer.drain()
     finally:

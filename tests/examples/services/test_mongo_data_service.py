@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
+from mongo_data_service.app import create_app
+from mongo_data_service.settings import Settings as MongoSettings
 from patterns.testing.pytest_fixtures import MongoTarget
+from patterns.testing.servers import in_process
+from patterns.testing.tcp_proxy import tcp_proxy
 from tests.examples.services.conftest import auth
 from tests.examples.services.test_pg_data_service import assert_problem
 
@@ -162,3 +169,21 @@ async def test_health_and_indexes(mongo: httpx.AsyncClient, mongo_target: MongoT
     finally:
         await client.close()
     assert any(index.get("unique") for index in indexes.values())
+
+
+async def test_a_network_that_hangs_is_a_bounded_503_not_a_held_request(
+    mongo_settings: MongoSettings,
+) -> None:
+    """The database's network stops passing bytes: PyMongo's ``timeoutMS`` ends every operation."""
+    parts = urlsplit(str(mongo_settings.mongodb_url))
+    async with tcp_proxy((parts.hostname or "127.0.0.1", parts.port or 27017)) as proxy:
+        through = str(mongo_settings.mongodb_url).replace(f":{parts.port}", f":{proxy.port}", 1)
+        settings = mongo_settings.model_copy(update={"mongodb_url": through, "operation_timeout_ms": 1000})
+        async with in_process(create_app(settings), headers=auth()) as client:
+            assert (await client.get("/preferences/1")).status_code in {200, 404}  # connected
+            proxy.stall()
+            started = time.monotonic()
+            response = await asyncio.wait_for(client.get("/preferences/1"), timeout=10)
+            assert_problem(response, 503)
+            assert time.monotonic() - started < 4
+            proxy.resume()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -11,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 from patterns.testing.servers import in_process
+from patterns.testing.tcp_proxy import tcp_proxy
 from pg_data_service.app import create_app
 from pg_data_service.settings import Settings, asyncpg_url
 from reference_system.ports import free_port
@@ -323,3 +326,20 @@ async def test_openapi_documents_auth_and_examples_that_validate(pg: httpx.Async
     [order_example] = schemas["OrderCreate"]["examples"]
     created = await pg.post("/orders", json=order_example | {"user_id": user["id"]})
     assert created.status_code == 201
+
+
+async def test_a_network_that_hangs_is_a_bounded_503_not_a_held_request(pg_settings: Settings) -> None:
+    """The database's network stops passing bytes mid-connection: PostgreSQL never sees the query,
+    so its statement timeout cannot fire. The driver's own timeout ends the wait."""
+    parts = urlsplit(str(pg_settings.database_url))
+    async with tcp_proxy((parts.hostname or "127.0.0.1", parts.port or 5432)) as proxy:
+        through = str(pg_settings.database_url).replace(f":{parts.port}/", f":{proxy.port}/")
+        settings = pg_settings.model_copy(update={"database_url": through, "statement_timeout_ms": 500})
+        async with in_process(create_app(settings), headers=auth()) as client:
+            assert (await client.get("/users/999999")).status_code == 404  # connected, pooled
+            proxy.stall()
+            started = time.monotonic()
+            response = await asyncio.wait_for(client.get("/users/999999"), timeout=10)
+            assert_problem(response, 503)
+            assert time.monotonic() - started < 4  # 0.5 s statement timeout + 1 s: the driver gave up
+            proxy.resume()

@@ -29,7 +29,7 @@ async def run(settings: Settings, life: Lifecycle) -> None:
         stack.push_async_callback(bot.session.close)
         checks = {"process": life.check, **needed(pg)}
         if settings.rabbitmq_url is not None:
-            redis = Redis.from_url(str(settings.redis_url))
+            redis = Redis.from_url(str(settings.redis_url), socket_timeout=2, socket_connect_timeout=2)
             stack.push_async_callback(redis.aclose)
             consumer = await stack.enter_async_context(
                 EventConsumer(

@@ -54,6 +54,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client: AsyncMongoClient[Document] = AsyncMongoClient(
             str(settings.mongodb_url),
             serverSelectionTimeoutMS=settings.server_selection_timeout_ms,
+            timeoutMS=settings.operation_timeout_ms,  # every operation, retries included: a hang ends
             tz_aware=True,
         )
         stack.push_async_callback(client.close)

@@ -15,4 +15,5 @@ class Settings(ServiceSettings):
     mongodb_database: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,63}$")] = "hybrid"
     service_tokens: ServiceTokens
     server_selection_timeout_ms: Annotated[int, Field(ge=100, le=60_000)] = 2_000
+    operation_timeout_ms: Annotated[int, Field(ge=100, le=600_000)] = 5_000
     max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024

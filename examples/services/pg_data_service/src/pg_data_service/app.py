@@ -65,8 +65,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             max_overflow=settings.pool_max_overflow,
             pool_timeout=settings.pool_timeout_seconds,
             pool_pre_ping=True,
-            # A runaway query is cancelled by PostgreSQL itself, not left to hold a connection.
-            connect_args={"server_settings": {"statement_timeout": str(settings.statement_timeout_ms)}},
+            connect_args={
+                # A runaway query is cancelled by PostgreSQL itself, not left to hold a connection;
+                "server_settings": {"statement_timeout": str(settings.statement_timeout_ms)},
+                # a network that hangs is given up on by the driver, a second later.
+                "command_timeout": settings.statement_timeout_ms / 1000 + 1,
+                "timeout": settings.pool_timeout_seconds,  # to connect
+            },
         )
         stack.push_async_callback(engine.dispose)
         trace_statements(engine)

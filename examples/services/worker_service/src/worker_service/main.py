@@ -59,7 +59,7 @@ async def consuming(
     """Consume ``order.placed`` while the block runs; on exit, finish the messages in hand first."""
     assert settings.rabbitmq_url is not None
     url = str(settings.rabbitmq_url)
-    redis = Redis.from_url(str(settings.redis_url))
+    redis = Redis.from_url(str(settings.redis_url), socket_timeout=2, socket_connect_timeout=2)
     try:
         async with EventPublisher(url) as publisher:
             handler = on_order_placed(pg, mongo, publisher)
