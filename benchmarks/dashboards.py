@@ -36,7 +36,10 @@ from typing import Any
 import httpx
 import matplotlib
 from publishing import OUTPUT, save, stamp
+from pydantic import SecretStr
 
+from api_service.auth import issue
+from api_service.settings import EndUserTokens
 from patterns.testing.isolation import mongo_database, postgres_database, rabbitmq_vhost, redis_namespace
 from reference_system.fake_telegram import FakeTelegram
 from reference_system.ports import free_port
@@ -73,7 +76,9 @@ class Incident:
 # --- load -------------------------------------------------------------------------------------
 
 
-async def customer(api: httpx.AsyncClient, telegram: FakeTelegram | None, n: int, sent: Counter[str]) -> None:
+async def customer(
+    api: httpx.AsyncClient, tokens: EndUserTokens, telegram: FakeTelegram | None, n: int, sent: Counter[str]
+) -> None:
     """One customer's visit: register, link Telegram, read, order, look at orders and activity."""
 
     async def call(method: str, url: str, **kwargs: Any) -> httpx.Response:
@@ -92,6 +97,7 @@ async def customer(api: httpx.AsyncClient, telegram: FakeTelegram | None, n: int
     if user.status_code != 201:
         return
     user_id, chat = user.json()["id"], 5_000_000 + n
+    api.headers["Authorization"] = f"Bearer {issue(tokens, user_id)}"  # signed in, as the provider would
     await call("PATCH", f"/users/{user_id}", json={"telegram_chat_id": chat}, headers={"If-Match": '"1"'})
     for _ in range(3):
         await call("GET", f"/users/{user_id}")  # the first misses the cache, the others hit
@@ -115,7 +121,7 @@ def lanes_at(elapsed: float) -> int:
 
 
 async def drive(
-    api_url: str, telegram: FakeTelegram | None, mongo_pid: int, incident: Incident
+    api_url: str, tokens: EndUserTokens, telegram: FakeTelegram | None, mongo_pid: int, incident: Incident
 ) -> Counter[str]:
     """Run customers for DURATION seconds; pause the MongoDB data service from 50 % to 62 %."""
     sent: Counter[str] = Counter()
@@ -129,7 +135,7 @@ async def drive(
                     await asyncio.sleep(0.5)
                     continue
                 with contextlib.suppress(httpx.TimeoutException):  # counted; the customer gives up
-                    await customer(api, telegram, next(numbers), sent)
+                    await customer(api, tokens, telegram, next(numbers), sent)
                 await asyncio.sleep(random.uniform(0.05, 0.3))  # noqa: S311 - think time, not security
 
     async def pause_mongo() -> None:
@@ -369,9 +375,9 @@ async def run(machine: str, date: str) -> dict[str, Any]:
         prom = await stack.enter_async_context(httpx.AsyncClient(base_url=prom_url, timeout=30))
         await wait_for_targets(prom_url, count=len(astuple(ports)))
         started = time.time()
-        sent = await drive(
-            f"http://127.0.0.1:{ports.api}", telegram, system["mongo_data_service"].process.pid, incident
-        )
+        tokens = EndUserTokens(jwt_key=SecretStr(config.jwt_key))
+        mongo_pid = system["mongo_data_service"].process.pid
+        sent = await drive(f"http://127.0.0.1:{ports.api}", tokens, telegram, mongo_pid, incident)
         await asyncio.sleep(SETTLE)
         ended = time.time()
         version = (await prom.get("/api/v1/status/buildinfo")).json()["data"]["version"]

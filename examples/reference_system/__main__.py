@@ -24,6 +24,7 @@ async def main() -> None:
         system = await stack.enter_async_context(running_system(config))
         for name, running in system.items():
             print(f"{name:20} ready   {running.url}")
+        print(f"End users' tokens: JWT_KEY={config.jwt_key} uv run python -m api_service.token <user id>")
         print(f"API: http://127.0.0.1:{config.ports.api}/docs   (Ctrl-C stops everything)")
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -67,6 +67,7 @@ class SystemConfig:
     tokens: Mapping[str, str] = field(
         default_factory=lambda: {caller: secrets.token_urlsafe(24) for caller in TOKEN_CALLERS}
     )
+    jwt_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))  # end users' tokens (HS256)
 
 
 @dataclass
@@ -115,6 +116,7 @@ def plan(config: SystemConfig) -> list[list[Step]]:
                 "REDIS_URL": config.redis_url,
                 "CACHE_PREFIX": config.cache_prefix,
                 "SERVICE_TOKEN": tokens["api"],
+                "JWT_KEY": config.jwt_key,
                 **data,
             },
         ),
@@ -260,6 +262,7 @@ async def local_config(
                         environ.get("JOB_INTERVAL_SECONDS", SystemConfig.job_interval_seconds)
                     ),
                     otlp_endpoint=environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+                    jwt_key=environ.get("JWT_KEY") or secrets.token_urlsafe(32),
                 ),
                 telegram,
             )

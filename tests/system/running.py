@@ -33,6 +33,7 @@ from patterns.testing.service_resolution import Found
 from reference_system.fake_telegram import FakeTelegram, fake_telegram
 from reference_system.ports import free_port, port_is_open
 from reference_system.processes import PORT_VARIABLES, Ports
+from tests.examples.services.test_api_service import END_USERS
 from tests.site_builds import ROOT, command
 
 # Each test module that uses the system carries this mark.
@@ -133,6 +134,7 @@ async def system(
             "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_url,
             "OTEL_BSP_SCHEDULE_DELAY": "200",  # ms between span batches (5 s by default): tests wait less
             "JOB_INTERVAL_SECONDS": "3600",  # orders are confirmed by the order.placed event, not the job
+            "JWT_KEY": END_USERS.jwt_key.get_secret_value(),  # so the tests can sign end users' tokens
         } | {name: str(getattr(ports, port)) for port, name in PORT_VARIABLES.items()}
         started = await stack.enter_async_context(system_command(env, ports))
         yield System(f"http://127.0.0.1:{ports.api}", telegram, ports, receiver, database_url, mongo, started)

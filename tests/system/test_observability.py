@@ -14,6 +14,7 @@ from reference_system.prometheus import running_prometheus, wait_for_targets
 from reference_system.waiting import eventually
 from tests.deploy.conftest import tool
 from tests.deploy.test_grafana import queries
+from tests.examples.services.test_api_service import sign_up
 from tests.system.running import SHARED_SYSTEM, System
 
 pytestmark = SHARED_SYSTEM
@@ -29,7 +30,8 @@ async def order_and_get_notified(system: System) -> int:
     n = next(CUSTOMERS)
     chat = CHAT + n
     async with httpx.AsyncClient(base_url=system.api_url, timeout=10) as api:
-        user = (await api.post("/users", json={"email": f"erin{n}@example.org", "name": "Erin"})).json()
+        user = await sign_up(api, {"email": f"erin{n}@example.org", "name": "Erin"})
+        assert (await api.get(f"/users/{user['id']}")).status_code == 200  # a cache miss, then cached
         await api.patch(f"/users/{user['id']}", json={"telegram_chat_id": chat}, headers={"If-Match": '"1"'})
         key = {"Idempotency-Key": f"observability-order-{n}"}
         order = (await api.post("/orders", json={"user_id": user["id"], "items": ITEMS}, headers=key)).json()

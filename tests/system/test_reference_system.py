@@ -9,6 +9,7 @@ import httpx
 from pymongo import AsyncMongoClient
 
 from reference_system.waiting import eventually
+from tests.examples.services.test_api_service import sign_up
 from tests.system.running import SHARED_SYSTEM, System
 
 pytestmark = SHARED_SYSTEM
@@ -21,7 +22,7 @@ async def test_register_order_confirm_and_ask_the_bot(system: System) -> None:
     api_url, telegram = system.api_url, system.telegram
     async with httpx.AsyncClient(base_url=api_url, timeout=10) as api:
         # 1. register through the API, then link the Telegram chat (optimistic concurrency)
-        user = (await api.post("/users", json={"email": "dana@example.org", "name": "Dana"})).json()
+        user = await sign_up(api, {"email": "dana@example.org", "name": "Dana"})
         linked = await api.patch(
             f"/users/{user['id']}", json={"telegram_chat_id": CHAT}, headers={"If-Match": '"1"'}
         )

@@ -15,8 +15,10 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from api_service.app import create_app
+from api_service.auth import EndUsers, issue
 from api_service.cache import SCHEMA, TOMBSTONE, UserCache, body_of
-from api_service.settings import Settings
+from api_service.settings import EndUserTokens, Settings
+from api_service.token import main as token_command
 from patterns.testing.pytest_fixtures import RedisTarget
 from patterns.testing.servers import in_process, serving
 from pg_data_service.app import create_app as create_pg_app
@@ -28,6 +30,21 @@ from tests.examples.services.conftest import TOKENS
 from tests.examples.services.test_pg_data_service import ITEMS, assert_problem
 
 ALICE = {"email": "alice@example.org", "name": "Alice"}
+BOB = {"email": "bob@example.org", "name": "Bob"}
+END_USERS = EndUserTokens(jwt_key=SecretStr("test-only-key-for-end-user-tokens-0123"))
+
+
+def bearer(user_id: int) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue(END_USERS, user_id)}"}
+
+
+async def sign_up(api: httpx.AsyncClient, person: dict[str, str] = ALICE) -> dict[str, Any]:
+    """Sign up, then act as that user: the client sends their token from now on."""
+    response = await api.post("/users", json=person)
+    assert response.status_code == 201, response.text
+    user: dict[str, Any] = response.json()
+    api.headers.update(bearer(user["id"]))
+    return user
 
 
 def api_settings(pg_url: str, mongo_url: str, redis: RedisTarget, **overrides: Any) -> Settings:
@@ -35,6 +52,7 @@ def api_settings(pg_url: str, mongo_url: str, redis: RedisTarget, **overrides: A
         pg_data_url=pg_url,
         mongo_data_url=mongo_url,
         service_token=SecretStr(TOKENS["api"]),
+        jwt_key=END_USERS.jwt_key,
         redis_url=redis.url,
         cache_prefix=redis.prefix,
         **overrides,
@@ -53,7 +71,7 @@ async def api(pg_url: str, mongo_url: str, redis_target: RedisTarget) -> AsyncIt
 
 
 async def test_register_then_read_fills_the_cache(api: httpx.AsyncClient, redis_target: RedisTarget) -> None:
-    user = (await api.post("/users", json=ALICE)).json()
+    user = await sign_up(api)
     redis = Redis.from_url(redis_target.url)
     try:
         key = f"{redis_target.prefix}user:{SCHEMA}:{user['id']}"
@@ -69,7 +87,7 @@ async def test_register_then_read_fills_the_cache(api: httpx.AsyncClient, redis_
 
 
 async def test_an_update_invalidates_the_cached_user(api: httpx.AsyncClient) -> None:
-    user = (await api.post("/users", json=ALICE)).json()
+    user = await sign_up(api)
     await api.get(f"/users/{user['id']}")  # cached at version 1
     updated = await api.patch(f"/users/{user['id']}", json={"name": "Alice B."}, headers={"If-Match": '"1"'})
     assert updated.status_code == 200
@@ -79,7 +97,7 @@ async def test_an_update_invalidates_the_cached_user(api: httpx.AsyncClient) -> 
 
 
 async def test_a_stale_update_is_412_and_an_unknown_user_404(api: httpx.AsyncClient) -> None:
-    user = (await api.post("/users", json=ALICE)).json()
+    user = await sign_up(api)
     await api.patch(f"/users/{user['id']}", json={"name": "B"}, headers={"If-Match": '"1"'})
     assert_problem(
         await api.patch(f"/users/{user['id']}", json={"name": "C"}, headers={"If-Match": '"1"'}), 412
@@ -88,7 +106,7 @@ async def test_a_stale_update_is_412_and_an_unknown_user_404(api: httpx.AsyncCli
 
 
 async def test_placing_an_order_needs_an_idempotency_key_and_replays_it(api: httpx.AsyncClient) -> None:
-    user = (await api.post("/users", json=ALICE)).json()
+    user = await sign_up(api)
     order = {"user_id": user["id"], "items": ITEMS}
     assert_problem(await api.post("/orders", json=order), 422)
     key = {"Idempotency-Key": "order-2026-11-25-0001"}
@@ -101,6 +119,7 @@ async def test_placing_an_order_needs_an_idempotency_key_and_replays_it(api: htt
 
 
 async def test_an_order_for_an_unknown_user_is_404(api: httpx.AsyncClient) -> None:
+    api.headers.update(bearer(555))  # a valid token, for a user who never signed up
     response = await api.post(
         "/orders", json={"user_id": 555, "items": ITEMS}, headers={"Idempotency-Key": "k-12345678"}
     )
@@ -110,7 +129,7 @@ async def test_an_order_for_an_unknown_user_is_404(api: httpx.AsyncClient) -> No
 async def test_activity_is_read_from_the_mongo_data_service(
     api: httpx.AsyncClient, mongo: httpx.AsyncClient
 ) -> None:
-    user = (await api.post("/users", json=ALICE)).json()
+    user = await sign_up(api)
     await mongo.post("/activity", json={"user_id": user["id"], "kind": "login"})
     page = (await api.get(f"/users/{user['id']}/activity")).json()
     assert [a["kind"] for a in page["items"]] == ["login"]
@@ -150,7 +169,7 @@ async def test_a_hanging_data_service_costs_at_most_the_timeout(
     settings = api_settings(f"http://127.0.0.1:{port}", mongo_url, redis_target, data_timeout_seconds=0.3)
     async with server:
         async for api in client_for(create_app(settings)):
-            assert_problem(await api.get("/users/1"), 503)
+            assert_problem(await api.get("/users/1", headers=bearer(1)), 503)
     # retries and backoff share the one 0.3 s deadline: the first attempt used it all (it was 3 of 0.3 s)
     assert attempts == 1
 
@@ -158,7 +177,7 @@ async def test_a_hanging_data_service_costs_at_most_the_timeout(
 async def test_redis_down_degrades_to_reading_through(pg_url: str, mongo_url: str) -> None:
     dead_redis = RedisTarget(f"redis://127.0.0.1:{free_port()}/0", "x:")
     async for api in client_for(create_app(api_settings(pg_url, mongo_url, dead_redis))):
-        user = (await api.post("/users", json=ALICE)).json()
+        user = await sign_up(api)
         assert (await api.get(f"/users/{user['id']}")).json() == user
         updated = await api.patch(f"/users/{user['id']}", json={"name": "B"}, headers={"If-Match": '"1"'})
         assert updated.status_code == 200
@@ -168,6 +187,7 @@ async def test_redis_down_degrades_to_reading_through(pg_url: str, mongo_url: st
     ("method", "path", "body", "headers"),
     [
         ("POST", "/users", {"email": "x", "name": "A"}, {}),
+        ("POST", "/users", {"email": "x@example.org", "name": "A", "telegram_chat_id": 1}, {}),  # the bot's
         ("POST", "/orders", {"user_id": "x", "items": ITEMS}, {"Idempotency-Key": "k-12345678"}),
         ("POST", "/orders", {"user_id": 1, "items": ITEMS}, {"Idempotency-Key": "short"}),
         ("GET", "/users/0", None, {}),
@@ -178,6 +198,7 @@ async def test_redis_down_degrades_to_reading_through(pg_url: str, mongo_url: st
 async def test_bad_input_is_422_problem_json(
     api: httpx.AsyncClient, method: str, path: str, body: Any, headers: dict[str, str]
 ) -> None:
+    await sign_up(api)  # signed in: what is refused is the input, not the caller
     assert_problem(await api.request(method, path, json=body, headers=headers), 422)
 
 
@@ -197,6 +218,7 @@ async def test_if_match_is_read_as_the_data_service_reads_it(
     """One parser (shared.preconditions) at both hops: the same header, the same answer; a
     superscript two is a digit to ``str.isdigit`` but not to ``int``."""
     headers = {b"If-Match": if_match} if if_match is not None else {}
+    api.headers.update(bearer(999999))
     assert_problem(await api.patch("/users/999999", json={"name": "x"}, headers=headers), status)
 
 
@@ -231,7 +253,7 @@ async def test_a_reader_that_read_before_a_write_cannot_put_the_old_version_back
         in_process(create_app(settings)) as api,
         SlowReader(str(settings.pg_data_url), settings.service_token) as slow,
     ):
-        user = (await api.post("/users", json=ALICE)).json()
+        user = await sign_up(api)
         reader = UserCache(redis, slow, redis_target.prefix, 300)
         reading = asyncio.create_task(reader.get(user["id"]))
         await read.wait()  # version 1 in the reader's hands
@@ -286,7 +308,7 @@ async def test_concurrent_misses_for_one_user_make_one_read(
         in_process(create_app(settings)) as api,
         Counting(str(settings.pg_data_url), settings.service_token) as pg,
     ):
-        user = (await api.post("/users", json=ALICE)).json()
+        user = await sign_up(api)
         cache = UserCache(redis, pg, redis_target.prefix, 300)
         users = await asyncio.gather(*(cache.get(user["id"]) for _ in range(50)))
     await redis.aclose()
@@ -309,7 +331,7 @@ async def test_mongodb_down_keeps_the_api_in_rotation_and_fails_only_the_activit
         ready = await api.get("/health/ready")
         assert ready.status_code == 200
         assert ready.json()["checks"] == {"process": "ok", "pg_data_service": "ok"}
-        user = (await api.post("/users", json=ALICE)).json()
+        user = await sign_up(api)
         order = {"user_id": user["id"], "items": ITEMS}
         placed = await api.post("/orders", json=order, headers={"Idempotency-Key": "mongo-down-0001"})
         assert placed.status_code == 201
@@ -328,3 +350,80 @@ async def test_a_data_service_alive_but_not_ready_takes_the_api_out_of_rotation(
             ready = await api.get("/health/ready")
             assert_problem(ready, 503)
             assert set(ready.json()["checks"]) == {"pg_data_service"}
+
+
+# Every route of the API: how to reach Alice's data through it. A route that is added must join the
+# sweep (the first assertion), or the test fails.
+def alice_s(alice_id: int) -> list[tuple[str, str, dict[str, Any] | None, dict[str, str]]]:
+    order = {"user_id": alice_id, "items": ITEMS}
+    return [
+        ("GET", f"/users/{alice_id}", None, {}),
+        ("PATCH", f"/users/{alice_id}", {"name": "Mallory"}, {"If-Match": '"1"'}),
+        ("GET", f"/users/{alice_id}/orders", None, {}),
+        ("GET", f"/users/{alice_id}/activity", None, {}),
+        ("POST", "/orders", order, {"Idempotency-Key": "mallory-0001"}),
+    ]
+
+
+async def test_every_route_needs_a_token_and_shows_nobody_else_s_data(api: httpx.AsyncClient) -> None:
+    spec = (await api.get("/openapi.json")).json()
+    routes = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops if not p.startswith("/health")}
+    swept = {(method, path.replace("1", "{user_id}", 1)) for method, path, _, _ in alice_s(1)}
+    assert routes == swept | {("POST", "/users")}  # sign-up is the one route without a token
+    alice = await sign_up(api, ALICE)
+    await api.post(
+        "/orders", json={"user_id": alice["id"], "items": ITEMS}, headers={"Idempotency-Key": "a-0001"}
+    )
+    bob = await sign_up(api, BOB)  # from here on, the client is Bob
+    for method, path, body, headers in alice_s(alice["id"]):
+        anonymous = await api.request(method, path, json=body, headers=headers | {"Authorization": ""})
+        assert_problem(anonymous, 401)
+        as_bob = await api.request(method, path, json=body, headers=headers)
+        assert_problem(as_bob, 404)  # as if Alice did not exist
+        assert alice["email"] not in as_bob.text
+        assert alice["name"] not in as_bob.text
+    assert (await api.get(f"/users/{bob['id']}")).status_code == 200  # Bob's own, he reaches
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "not-a-jwt",
+        issue(END_USERS.model_copy(update={"jwt_audience": "another-api"}), 1),
+        issue(END_USERS.model_copy(update={"jwt_issuer": "https://evil.example"}), 1),
+        issue(END_USERS, 1, lifetime_seconds=-120),  # expired (past the 30 s leeway)
+        issue(EndUserTokens(jwt_key=SecretStr("another-key-of-at-least-32-chars-000")), 1),
+        "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiIxIn0.",  # alg "none"
+    ],
+    ids=["garbage", "audience", "issuer", "expired", "signature", "alg-none"],
+)
+async def test_a_token_that_is_not_valid_is_401(api: httpx.AsyncClient, token: str) -> None:
+    response = await api.get("/users/1", headers={"Authorization": f"Bearer {token}"})
+    assert_problem(response, 401)
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_two_users_sending_the_same_idempotency_key_get_their_own_orders(
+    api: httpx.AsyncClient,
+) -> None:
+    key = {"Idempotency-Key": "my-first-order-0001"}
+    placed = []
+    for person in (ALICE, BOB):
+        user = await sign_up(api, person)
+        response = await api.post("/orders", json={"user_id": user["id"], "items": ITEMS}, headers=key)
+        assert response.status_code == 201, response.text
+        placed.append(response.json())
+    assert placed[0]["id"] != placed[1]["id"]
+    assert [order["user_id"] for order in placed] != [placed[0]["user_id"]] * 2
+
+
+def test_the_local_issuer_command_prints_a_token_the_api_accepts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("JWT_KEY", END_USERS.jwt_key.get_secret_value())
+    assert token_command(["7", "--minutes", "5"]) == 0
+    assert EndUsers(END_USERS).user_id(capsys.readouterr().out.strip()) == 7
+    monkeypatch.setenv("JWT_ALGORITHM", "RS256")
+    with pytest.raises(SystemExit):
+        token_command(["7"])
+    assert "only the identity provider can sign those" in capsys.readouterr().err

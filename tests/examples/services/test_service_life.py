@@ -21,6 +21,7 @@ from reference_system.fake_telegram import fake_telegram
 from reference_system.ports import free_port
 from reference_system.processes import Running, wait_ready
 from tests.examples.services.conftest import TOKENS, auth
+from tests.examples.services.test_api_service import END_USERS, bearer
 from tests.system.running import OtlpReceiver, otlp_receiver
 
 SERVICE_TOKENS = ",".join(f"{caller}={token}" for caller, token in TOKENS.items())
@@ -52,7 +53,7 @@ class Backing:
             "REDIS_URL": self.redis.url,
         }
         if name == "api_service":
-            return env | {"CACHE_PREFIX": self.redis.prefix}
+            return env | {"CACHE_PREFIX": self.redis.prefix, "JWT_KEY": END_USERS.jwt_key.get_secret_value()}
         env |= {"RABBITMQ_URL": self.rabbitmq_url, "JOB_INTERVAL_SECONDS": "0.2"}
         if name == "bot_service":
             env |= {
@@ -108,7 +109,8 @@ async def traced_work(name: str, base_url: str) -> None:
             assert (await r.json())["checks"]["events"] == "ok"
         return  # the periodic job's run, the bot's getMe: both are traced on their own
     path = "/preferences/1" if name == "mongo_data_service" else "/users/1"
-    async with aiohttp.ClientSession() as session, session.get(f"{base_url}{path}", headers=auth()) as r:
+    headers = bearer(1) if name == "api_service" else auth()
+    async with aiohttp.ClientSession() as session, session.get(f"{base_url}{path}", headers=headers) as r:
         assert r.status in {200, 404}
 
 

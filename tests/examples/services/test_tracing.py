@@ -22,7 +22,7 @@ from reference_system.ports import free_port
 from reference_system.waiting import eventually
 from shared.clients.both import data_clients
 from tests.examples.services.conftest import TOKENS, auth
-from tests.examples.services.test_api_service import ALICE, api_settings
+from tests.examples.services.test_api_service import api_settings, sign_up
 from tests.examples.services.test_pg_data_service import ITEMS
 from worker_service.main import consuming
 from worker_service.settings import Settings as WorkerSettings
@@ -84,7 +84,7 @@ async def test_one_trace_covers_the_order_flow(
         api_app = create_api_app(api_settings(pg_url, mongo_url, redis_target))
         api = await stack.enter_async_context(in_process(api_app))
         await stack.enter_async_context(worker(pg_url, mongo_url, rabbitmq_url, redis_target))
-        user = (await api.post("/users", json=ALICE)).json()
+        user = await sign_up(api)
         spans.clear()
         order = {"user_id": user["id"], "items": ITEMS}
         placed = await api.post("/orders", json=order, headers={"Idempotency-Key": str(uuid.uuid4())})

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 
+from api_service.auth import EndUsers
 from api_service.cache import UserCache
 from api_service.routes import router
 from api_service.settings import Settings
@@ -26,6 +27,7 @@ def create_app(settings: Settings, life: Lifecycle | None = None) -> FastAPI:
     app = FastAPI(title="api_service", version="1.0.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.life = life = life or Lifecycle()
+    app.state.end_users = EndUsers(settings)
     app.state.checks = {"process": life.check}  # the lifespan adds the data services
     install_problem_handlers(app)
     observe_app(app)

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, RedisDsn
+from pydantic import Field, RedisDsn, SecretStr
+from pydantic_settings import BaseSettings
 
 from shared.settings import DataClientSettings
 
 
-class Settings(DataClientSettings):
+class EndUserTokens(BaseSettings):
+    """End users' tokens: who signs them, for whom, and the key that verifies them (a shared secret
+    for HS256, at least 32 characters; a public key in PEM for RS256 or ES256)."""
+
+    jwt_issuer: str = "http://127.0.0.1:8000/local-issuer"
+    jwt_audience: str = "api_service"
+    jwt_algorithm: Literal["HS256", "RS256", "ES256"] = "HS256"
+    jwt_key: Annotated[SecretStr, Field(min_length=32)]
+
+
+class Settings(DataClientSettings, EndUserTokens):
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     redis_url: RedisDsn = RedisDsn("redis://127.0.0.1:6379/0")
     cache_prefix: str = "api:"
