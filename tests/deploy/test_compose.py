@@ -109,3 +109,20 @@ def test_traces_go_to_jaegers_otlp_http_port() -> None:
             COMPOSE["services"][service]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
         )
     assert COMPOSE["services"]["jaeger"]["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"
+
+
+def test_only_the_api_and_grafana_are_published_and_every_secret_comes_from_the_environment() -> None:
+    published = {name for name, service in COMPOSE["services"].items() if service.get("ports")}
+    assert published == {"api_service", "grafana"}
+    text = (DEPLOY / "compose.yaml").read_text()
+    assert "guest" not in text  # RabbitMQ's user is RABBITMQ_USER
+    assert COMPOSE["services"]["elasticsearch"]["environment"]["xpack.security.enabled"] == "true"
+    assert COMPOSE["services"]["grafana"]["environment"]["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    for variable in (
+        "RABBITMQ_PASSWORD",
+        "ELASTIC_PASSWORD",
+        "KIBANA_PASSWORD",
+        "GRAFANA_ADMIN_PASSWORD",
+        "JWT_KEY",
+    ):
+        assert f"${{{variable}:?set {variable}}}" in text  # required: no default to forget
