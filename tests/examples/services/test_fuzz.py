@@ -1,8 +1,9 @@
-"""Schema-driven fuzzing: schemathesis generates requests from each data service's OpenAPI.
+"""Schema-driven fuzzing: schemathesis generates requests from each service's OpenAPI.
 
-Whatever it sends (wrong types, huge numbers, odd strings, missing fields), a data
-service must answer with a 2xx or a 4xx problem, never a 5xx. The runs are bounded
-(examples per operation) and target loopback only.
+Whatever it sends (wrong types, huge numbers, odd strings, missing fields, odd header
+values), a service must answer with a 2xx or a 4xx problem, never a 5xx: the two data
+services, and the API in front of them (signed in as a user, through both real data
+services). The runs are bounded (examples per operation) and target loopback only.
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
+from api_service.app import create_app as create_api_app
 from mongo_data_service.app import create_app as create_mongo_app
 from mongo_data_service.settings import Settings as MongoSettings
+from patterns.testing.pytest_fixtures import RedisTarget
 from patterns.testing.servers import serving_in_thread
 from pg_data_service.app import create_app as create_pg_app
 from pg_data_service.settings import Settings as PgSettings
 from tests.examples.services.conftest import TOKENS, auth
+from tests.examples.services.test_api_service import api_settings, bearer
 
 # The schemas come from the apps themselves; building an app and its OpenAPI opens no connection.
 PG_SCHEMA = schemathesis.openapi.from_dict(
@@ -30,6 +34,11 @@ PG_SCHEMA = schemathesis.openapi.from_dict(
 )
 MONGO_SCHEMA = schemathesis.openapi.from_dict(
     create_mongo_app(MongoSettings(mongodb_url="mongodb://localhost:1/", service_tokens=TOKENS)).openapi()
+)
+API_SCHEMA = schemathesis.openapi.from_dict(
+    create_api_app(
+        api_settings("http://127.0.0.1:1", "http://127.0.0.1:1", RedisTarget("redis://127.0.0.1:1/0", ""))
+    ).openapi()
 )
 FUZZ = settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 
@@ -57,4 +66,20 @@ def test_pg_data_service_never_answers_5xx(case: schemathesis.Case[Any], pg_live
 @FUZZ
 def test_mongo_data_service_never_answers_5xx(case: schemathesis.Case[Any], mongo_live: str) -> None:
     response = case.call(base_url=mongo_live, headers=auth(), timeout=10)
+    case.validate_response(response, checks=[not_a_server_error])
+
+
+@pytest.fixture
+def api_live(pg_live: str, mongo_live: str, redis_target: RedisTarget) -> Iterator[str]:
+    with serving_in_thread(create_api_app(api_settings(pg_live, mongo_live, redis_target))) as url:
+        yield url
+
+
+@API_SCHEMA.parametrize()
+@FUZZ
+def test_api_service_never_answers_5xx(case: schemathesis.Case[Any], api_live: str) -> None:
+    # Signed in as whoever the path names (when it names a valid id), so the case reaches the data services.
+    user_id = (case.path_parameters or {}).get("user_id")
+    caller = user_id if isinstance(user_id, int) and 0 < user_id < 2**63 else 1
+    response = case.call(base_url=api_live, headers=bearer(caller), timeout=10)
     case.validate_response(response, checks=[not_a_server_error])
