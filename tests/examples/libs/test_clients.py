@@ -21,6 +21,7 @@ from shared.clients.errors import (
     Unauthorized,
 )
 from shared.clients.http import DataServiceClient
+from shared.contracts.deadline import TIMEOUT_HEADER
 from shared.contracts.problem import PROBLEM_JSON
 
 TOKEN = SecretStr("client-test-token-0123456789")
@@ -54,7 +55,10 @@ class Flaky:
         return HTMLResponse("<h1>502 Bad Gateway</h1>", status_code=502)
 
     async def whoami(self, request: Request) -> dict[str, str]:
-        return {"authorization": request.headers.get("authorization", "")}
+        return {
+            "authorization": request.headers.get("authorization", ""),
+            "time_left_ms": request.headers.get(TIMEOUT_HEADER, ""),
+        }
 
 
 @pytest.fixture
@@ -64,11 +68,13 @@ async def flaky() -> AsyncIterator[tuple[Flaky, DataServiceClient]]:
         yield service, client
 
 
-async def test_every_call_carries_the_service_token(flaky: tuple[Flaky, DataServiceClient]) -> None:
+async def test_every_call_carries_the_service_token_and_the_time_left(
+    flaky: tuple[Flaky, DataServiceClient],
+) -> None:
     _, client = flaky
-    assert (await client.request("GET", "/whoami")).body == {
-        "authorization": f"Bearer {TOKEN.get_secret_value()}"
-    }
+    body = (await client.request("GET", "/whoami")).body
+    assert body["authorization"] == f"Bearer {TOKEN.get_secret_value()}"
+    assert 0 < int(body["time_left_ms"]) <= 1000  # of the client's 1 s deadline
 
 
 async def test_a_read_is_retried_through_transient_503s(flaky: tuple[Flaky, DataServiceClient]) -> None:

@@ -17,6 +17,7 @@ from patterns.testing.tcp_proxy import tcp_proxy
 from pg_data_service.app import create_app
 from pg_data_service.settings import Settings, asyncpg_url
 from reference_system.ports import free_port
+from shared.contracts.deadline import TIMEOUT_HEADER
 from shared.settings import parse_service_tokens
 from tests.examples.services.conftest import TOKENS, auth
 
@@ -343,3 +344,27 @@ async def test_a_network_that_hangs_is_a_bounded_503_not_a_held_request(pg_setti
             assert_problem(response, 503)
             assert time.monotonic() - started < 4  # 0.5 s statement timeout + 1 s: the driver gave up
             proxy.resume()
+
+
+async def test_the_callers_time_left_bounds_the_work_done_for_it(
+    pg: httpx.AsyncClient, postgres_url: str
+) -> None:
+    """A caller with 300 ms left updates a row another transaction holds: PostgreSQL cancels the
+    wait at 300 ms, not at the 5 s statement timeout, and nothing keeps waiting for it."""
+    user = (await pg.post("/users", json={"email": "slow@example.org", "name": "Slow"})).json()
+    holder = await asyncpg.connect(postgres_url)
+    try:
+        async with holder.transaction():
+            await holder.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user["id"])
+            started = time.monotonic()
+            headers = {"If-Match": '"1"', TIMEOUT_HEADER: "300"}
+            response = await pg.patch(f"/users/{user['id']}", json={"name": "B"}, headers=headers)
+            assert_problem(response, 503)
+            assert time.monotonic() - started < 2
+            waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            assert await holder.fetchval(waiting) == 0
+    finally:
+        await holder.close()
+    # The pooled connection kept its own statement timeout: the same update, unhurried, succeeds.
+    again = await pg.patch(f"/users/{user['id']}", json={"name": "B"}, headers={"If-Match": '"1"'})
+    assert again.status_code == 200

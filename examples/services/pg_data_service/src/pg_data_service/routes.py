@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pg_data_service.idempotency import create_once
 from pg_data_service.repository import OrderRepository, UserRepository
 from shared.auth import requires
+from shared.contracts.deadline import TIMEOUT_HEADER
 from shared.contracts.ids import Id
 from shared.contracts.pages import Cursor, Limit, Page
 from shared.contracts.pg import (
@@ -30,10 +32,22 @@ from shared.preconditions import ExpectedVersion, etag
 type PathId = Annotated[Id, Path()]
 
 
-async def session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A session per request; writes commit explicitly before the response is built."""
+# --8<-- [start:deadline]
+type Budget = Annotated[int | None, Header(alias=TIMEOUT_HEADER, ge=1, le=3_600_000)]
+
+
+async def session(request: Request, budget_ms: Budget = None) -> AsyncIterator[AsyncSession]:
+    """A session per request; writes commit explicitly before the response is built.
+
+    With the caller's time left, no statement of the request runs longer than that: PostgreSQL
+    cancels it (a 503 nobody waits for) instead of finishing work for a caller that gave up.
+    """
     async with request.app.state.sessions() as db:
+        if budget_ms is not None and budget_ms < request.app.state.settings.statement_timeout_ms:
+            # Local to the request's transaction: the pooled connection keeps its own setting.
+            await db.execute(select(func.set_config("statement_timeout", str(budget_ms), True)))
         yield db
+        # --8<-- [end:deadline]
 
 
 type Session = Annotated[AsyncSession, Depends(session)]

@@ -34,6 +34,7 @@ from tenacity import (
 )
 
 from shared.clients.errors import DataServiceError, DependencyUnavailable, error_for
+from shared.contracts.deadline import TIMEOUT_HEADER
 from shared.contracts.problem import Problem
 from shared.observability.logs import REQUEST_ID
 from shared.observability.metrics import CLIENT_DURATION, CLIENT_REQUESTS, outcome_of
@@ -126,8 +127,10 @@ class DataServiceClient:
                 with attempt:
                     left = max(deadline - time.perf_counter(), 0.001)
                     timeout = aiohttp.ClientTimeout(total=left, sock_connect=self._timeout.sock_connect)
+                    # The time left goes along: the data service stops working for us when we stop waiting.
+                    budget = {**(headers or {}), TIMEOUT_HEADER: str(max(int(left * 1000), 1))}
                     response = await self._send(
-                        method, path, json=json, params=params, headers=headers, timeout=timeout
+                        method, path, json=json, params=params, headers=budget, timeout=timeout
                     )
             outcome = outcome_of(response.status)
             return response
