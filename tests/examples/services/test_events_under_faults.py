@@ -316,6 +316,8 @@ async def faults(
     await asyncio.to_thread(close_all_connections, scenario.rabbitmq_url)  # every connection dropped
     if deduplicate:  # (without, the test needs only one fault that repeats an effect)
         await relay_killed_between_confirm_and_commit(scenario.postgres_url, pg_service)
+        await reach(scenario.postgres_url, orders * 2 // 10)
+        await redis_restarted(scenario, worker)  # (without de-duplication, nobody asks Redis)
     await reach(scenario.postgres_url, orders * 3 // 10)
     await worker.kill()  # the consumer dies mid-stream, messages in hand unacked
     await worker.start()
@@ -334,17 +336,19 @@ async def faults(
     await reach(scenario.postgres_url, orders * 7 // 10)
     await asyncio.to_thread(close_all_connections, scenario.rabbitmq_url)
     await reach(scenario.postgres_url, orders * 8 // 10)
-    if deduplicate:  # (without, the consumers never ask Redis)
-        # Redis goes away while events flow: whether an event was handled is unknown, so they wait
-        # in the retry queues; Redis comes back with what it held, and they are handled, once.
-        before = await retried(worker)
-        await asyncio.to_thread(scenario.redis.stop)
 
-        async def waiting() -> bool:
-            return await retried(worker) > before
 
-        await eventually(waiting, "an event sent to wait for Redis", interval=0.05)
-        await asyncio.to_thread(scenario.redis.start)
+async def redis_restarted(scenario: Scenario, worker: Service) -> None:
+    """Redis goes away while events flow: whether an event was handled is unknown, so they wait in
+    the retry queues; Redis comes back with what it held, and they are handled, once."""
+    before = await retried(worker)
+    await asyncio.to_thread(scenario.redis.stop)
+
+    async def waiting() -> bool:
+        return await retried(worker) > before
+
+    await eventually(waiting, "an event sent to wait for Redis", interval=0.05)
+    await asyncio.to_thread(scenario.redis.start)
 
 
 UNSENT = "SELECT count(*) FROM outbox WHERE published_at IS NULL AND quarantined_at IS NULL"

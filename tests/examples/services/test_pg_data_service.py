@@ -350,7 +350,7 @@ async def test_the_callers_time_left_bounds_the_work_done_for_it(
     pg: httpx.AsyncClient, postgres_url: str
 ) -> None:
     """A caller with 300 ms left updates a row another transaction holds: PostgreSQL cancels the
-    wait at 300 ms, not at the 5 s statement timeout, and nothing keeps waiting for it."""
+    wait at the 1 s floor, not at the 5 s statement timeout, and nothing keeps waiting for it."""
     user = (await pg.post("/users", json={"email": "slow@example.org", "name": "Slow"})).json()
     holder = await asyncpg.connect(postgres_url)
     try:

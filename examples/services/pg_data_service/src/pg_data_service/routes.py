@@ -33,19 +33,23 @@ type PathId = Annotated[Id, Path()]
 
 
 # --8<-- [start:deadline]
+MIN_BUDGET_MS = 1_000
 type Budget = Annotated[int | None, Header(alias=TIMEOUT_HEADER, ge=1, le=3_600_000)]
 
 
 async def session(request: Request, budget_ms: Budget = None) -> AsyncIterator[AsyncSession]:
     """A session per request; writes commit explicitly before the response is built.
 
-    With the caller's time left, no statement of the request runs longer than that: PostgreSQL
-    cancels it (a 503 nobody waits for) instead of finishing work for a caller that gave up.
+    With the caller's time left, no statement of the request runs longer than that (but at least
+    ``MIN_BUDGET_MS``, so a tiny value cannot fail a healthy request): PostgreSQL cancels it
+    instead of finishing work for a caller that gave up.
     """
     async with request.app.state.sessions() as db:
-        if budget_ms is not None and budget_ms < request.app.state.settings.statement_timeout_ms:
+        limit = request.app.state.settings.statement_timeout_ms
+        if budget_ms is not None and budget_ms < limit:
             # Local to the request's transaction: the pooled connection keeps its own setting.
-            await db.execute(select(func.set_config("statement_timeout", str(budget_ms), True)))
+            ms = str(max(budget_ms, MIN_BUDGET_MS))
+            await db.execute(select(func.set_config("statement_timeout", ms, True)))
         yield db
         # --8<-- [end:deadline]
 
