@@ -16,6 +16,7 @@ from mongo_data_service.settings import Settings as MongoSettings
 from patterns.testing.pytest_fixtures import MongoTarget
 from patterns.testing.servers import in_process
 from patterns.testing.tcp_proxy import tcp_proxy
+from shared.contracts.deadline import TIMEOUT_HEADER
 from tests.examples.services.conftest import auth
 from tests.examples.services.test_pg_data_service import assert_problem
 
@@ -187,3 +188,21 @@ async def test_a_network_that_hangs_is_a_bounded_503_not_a_held_request(
             assert_problem(response, 503)
             assert time.monotonic() - started < 4
             proxy.resume()
+
+
+async def test_the_callers_time_left_ends_the_operations_done_for_it(mongo_settings: MongoSettings) -> None:
+    """With 1 s left in ``X-Request-Timeout-Ms``, a request on a hanging network ends after about 1 s,
+    not after the service's own 5 s ``OPERATION_TIMEOUT_MS``."""
+    parts = urlsplit(str(mongo_settings.mongodb_url))
+    async with tcp_proxy((parts.hostname or "127.0.0.1", parts.port or 27017)) as proxy:
+        through = str(mongo_settings.mongodb_url).replace(f":{parts.port}", f":{proxy.port}", 1)
+        settings = mongo_settings.model_copy(update={"mongodb_url": through})
+        async with in_process(create_app(settings), headers=auth()) as client:
+            assert (await client.get("/preferences/1")).status_code in {200, 404}  # connected
+            proxy.stall()
+            started = time.monotonic()
+            response = await client.get("/preferences/1", headers={TIMEOUT_HEADER: "1000"})
+            assert_problem(response, 503)
+            assert time.monotonic() - started < 3
+            proxy.resume()
+            assert (await client.get("/preferences/1")).status_code in {200, 404}  # no timeout left behind

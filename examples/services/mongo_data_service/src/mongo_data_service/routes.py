@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, status
+import pymongo
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mongo_data_service.repository import ActivityRepository, Document, PreferencesRepository
 from shared.auth import requires
+from shared.contracts.deadline import TIMEOUT_HEADER
 from shared.contracts.ids import Id
 from shared.contracts.mongo import Activity, ActivityCreate, Kind, Preferences, PreferencesUpdate
 from shared.contracts.pages import Cursor, Limit, Page
 from shared.idempotency import IdempotencyKey
 
+# --8<-- [start:deadline]
+MIN_BUDGET_MS = 1_000
+type Budget = Annotated[int | None, Header(alias=TIMEOUT_HEADER, ge=1, le=3_600_000)]
 
-def database(request: Request) -> AsyncDatabase[Document]:
+
+async def database(request: Request, budget_ms: Budget = None) -> AsyncIterator[AsyncDatabase[Document]]:
+    """The database, for one request. With the caller's time left (never below ``MIN_BUDGET_MS``),
+    every operation of the request ends by then: PyMongo's ``timeout`` applies to all of them."""
     db: AsyncDatabase[Document] = request.app.state.db
-    return db
+    if budget_ms is None:
+        yield db
+        return
+    with pymongo.timeout(max(budget_ms, MIN_BUDGET_MS) / 1000):
+        yield db
+        # --8<-- [end:deadline]
 
 
 type Db = Annotated[AsyncDatabase[Document], Depends(database)]
