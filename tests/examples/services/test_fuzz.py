@@ -8,12 +8,15 @@ services). The runs are bounded (examples per operation) and target loopback onl
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
 from api_service.app import create_app as create_api_app
@@ -83,3 +86,31 @@ def test_api_service_never_answers_5xx(case: schemathesis.Case[Any], api_live: s
     caller = user_id if isinstance(user_id, int) and 0 < user_id < 2**63 else 1
     response = case.call(base_url=api_live, headers=bearer(caller), timeout=10)
     case.validate_response(response, checks=[not_a_server_error])
+
+
+# Values beyond what any column holds, at the edges where drivers overflow: a 4xx, never a 5xx.
+HUGE = st.integers(min_value=-(2**80), max_value=2**80) | st.sampled_from(
+    [2**31, 2**63 - 1, 2**63, -(2**63) - 1]
+)
+PRICES = (
+    st.decimals(allow_nan=True, allow_infinity=True).map(str)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=40)
+)
+
+
+@given(user_id=HUGE, quantity=HUGE, unit_price=PRICES)
+@FUZZ
+def test_numbers_beyond_any_column_are_a_4xx_never_a_5xx(
+    pg_live: str, user_id: int, quantity: int, unit_price: object
+) -> None:
+    item = {"sku": "book-1", "quantity": quantity, "unit_price": unit_price}
+    body = json.dumps({"user_id": user_id, "items": [item]})  # NaN and Infinity as Python writes them
+    with httpx.Client(base_url=pg_live, headers=auth(), timeout=10) as client:
+        answers = [
+            client.post("/orders", content=body, headers={"Content-Type": "application/json"}),
+            client.get(f"/users/{user_id}"),
+            client.get("/orders", params={"user_id": user_id}),
+            client.get("/users", params={"telegram_chat_id": quantity}),
+        ]
+    assert [a.status_code for a in answers if a.status_code >= 500] == [], [a.text for a in answers]
