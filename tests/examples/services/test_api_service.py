@@ -427,3 +427,15 @@ def test_the_local_issuer_command_prints_a_token_the_api_accepts(
     with pytest.raises(SystemExit):
         token_command(["7"])
     assert "only the identity provider can sign those" in capsys.readouterr().err
+
+
+async def test_a_cached_value_that_does_not_parse_is_a_miss_not_a_500(
+    api: httpx.AsyncClient, redis_target: RedisTarget
+) -> None:
+    user = await sign_up(api)
+    redis = Redis.from_url(redis_target.url)
+    try:
+        await redis.set(f"{redis_target.prefix}user:{SCHEMA}:{user['id']}", '1|{"id": "not what User is"}')
+        assert (await api.get(f"/users/{user['id']}")).json() == user  # read through
+    finally:
+        await redis.aclose()

@@ -25,6 +25,7 @@ import json
 import logging
 import random
 
+from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -72,8 +73,12 @@ class UserCache:
             log.warning("cache read failed, reading through: %s", error)
             cached = None
         if body := body_of(cached):  # a tombstone has none: a miss
-            CACHE.labels("user", "hit").inc()
-            return User.model_validate_json(body)
+            try:
+                user = User.model_validate_json(body)
+                CACHE.labels("user", "hit").inc()
+                return user
+            except ValidationError:  # damaged, or written by another model under the same key: a miss
+                log.warning("cached user %d does not parse; reading through", user_id)
         CACHE.labels("user", "miss").inc()
         return await self._read_through(user_id)
 
@@ -93,7 +98,6 @@ class UserCache:
     async def store(self, user: User) -> None:
         """Cache ``user`` unless the cache holds the same or a newer version (or a tombstone)."""
         ttl = round(self.ttl * random.uniform(0.9, 1.1))  # noqa: S311 - jitter, not crypto
-
         try:
             await self._set_if_newer(
                 keys=[self.key(user.id)], args=[user.version, user.model_dump_json(), ttl]
