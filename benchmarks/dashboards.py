@@ -98,7 +98,9 @@ async def customer(
         return
     user_id, chat = user.json()["id"], 5_000_000 + n
     api.headers["Authorization"] = f"Bearer {issue(tokens, user_id)}"  # signed in, as the provider would
-    await call("PATCH", f"/users/{user_id}", json={"telegram_chat_id": chat}, headers={"If-Match": '"1"'})
+    link = await call("POST", f"/users/{user_id}/telegram-link")
+    if telegram is not None and link.status_code == 201:  # the code goes to the bot from the user's chat
+        await telegram.send_command(chat, f"/link {link.json()['code']}")
     for _ in range(3):
         await call("GET", f"/users/{user_id}")  # the first misses the cache, the others hit
     items = [{"sku": f"sku-{n % 7}", "quantity": 1 + n % 3, "unit_price": "4.50"}]

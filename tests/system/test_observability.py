@@ -32,10 +32,12 @@ async def order_and_get_notified(system: System) -> int:
     async with httpx.AsyncClient(base_url=system.api_url, timeout=10) as api:
         user = await sign_up(api, {"email": f"erin{n}@example.org", "name": "Erin"})
         assert (await api.get(f"/users/{user['id']}")).status_code == 200  # a cache miss, then cached
-        await api.patch(f"/users/{user['id']}", json={"telegram_chat_id": chat}, headers={"If-Match": '"1"'})
+        code = (await api.post(f"/users/{user['id']}/telegram-link")).json()["code"]
+        await system.telegram.send_command(chat, f"/link {code}")
+        await system.telegram.replies(chat, 1, timeout=20)  # linked
         key = {"Idempotency-Key": f"observability-order-{n}"}
         order = (await api.post("/orders", json={"user_id": user["id"], "items": ITEMS}, headers=key)).json()
-    [notice] = await system.telegram.replies(chat, 1, timeout=20)
+    notice = (await system.telegram.replies(chat, 2, timeout=20))[1]
     assert notice == f"Your order #{order['id']} is confirmed."
     return int(order["id"])
 

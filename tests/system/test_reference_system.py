@@ -21,12 +21,11 @@ ITEMS = [{"sku": "book-1", "quantity": 2, "unit_price": "12.50"}]
 async def test_register_order_confirm_and_ask_the_bot(system: System) -> None:
     api_url, telegram = system.api_url, system.telegram
     async with httpx.AsyncClient(base_url=api_url, timeout=10) as api:
-        # 1. register through the API, then link the Telegram chat (optimistic concurrency)
+        # 1. sign up through the API, then link the Telegram chat: a one-time code, sent from the chat
         user = await sign_up(api, {"email": "dana@example.org", "name": "Dana"})
-        linked = await api.patch(
-            f"/users/{user['id']}", json={"telegram_chat_id": CHAT}, headers={"If-Match": '"1"'}
-        )
-        assert linked.status_code == 200
+        code = (await api.post(f"/users/{user['id']}/telegram-link")).json()["code"]
+        await telegram.send_command(CHAT, f"/link {code}")
+        assert (await telegram.replies(CHAT, 1, timeout=15))[0].startswith("Linked, Dana")
         # 2. place an order, retrying once with the same key as a client would after a timeout
         key = {"Idempotency-Key": "system-test-order-0001"}
         order = (await api.post("/orders", json={"user_id": user["id"], "items": ITEMS}, headers=key)).json()
@@ -43,12 +42,12 @@ async def test_register_order_confirm_and_ask_the_bot(system: System) -> None:
         assert [a["kind"] for a in activity] == ["order.confirmed"]
 
     # 4. the worker's order.confirmed event reaches the bot, which notifies the user
-    [notice] = await telegram.replies(CHAT, 1, timeout=15)
+    notice = (await telegram.replies(CHAT, 2, timeout=15))[1]
     assert notice == f"Your order #{order['id']} is confirmed."
     # 5. and the bot answers from the same data
     await telegram.send_command(CHAT, "/orders")
-    replies = await telegram.replies(CHAT, 2, timeout=15)
-    assert replies[1] == f"Your latest orders:\n#{order['id']} · confirmed · 25.00"
+    replies = await telegram.replies(CHAT, 3, timeout=15)
+    assert replies[2] == f"Your latest orders:\n#{order['id']} · confirmed · 25.00"
 
     # 6. both stores hold exactly one of each for this user
     connection = await asyncpg.connect(system.database_url)

@@ -188,6 +188,7 @@ async def test_redis_down_degrades_to_reading_through(pg_url: str, mongo_url: st
     [
         ("POST", "/users", {"email": "x", "name": "A"}, {}),
         ("POST", "/users", {"email": "x@example.org", "name": "A", "telegram_chat_id": 1}, {}),  # the bot's
+        ("PATCH", "/users/1", {"telegram_chat_id": 1}, {"If-Match": '"1"'}),  # a chat is linked by a code
         ("POST", "/orders", {"user_id": "x", "items": ITEMS}, {"Idempotency-Key": "k-12345678"}),
         ("POST", "/orders", {"user_id": 1, "items": ITEMS}, {"Idempotency-Key": "short"}),
         ("GET", "/users/0", None, {}),
@@ -361,6 +362,7 @@ def alice_s(alice_id: int) -> list[tuple[str, str, dict[str, Any] | None, dict[s
         ("PATCH", f"/users/{alice_id}", {"name": "Mallory"}, {"If-Match": '"1"'}),
         ("GET", f"/users/{alice_id}/orders", None, {}),
         ("GET", f"/users/{alice_id}/activity", None, {}),
+        ("POST", f"/users/{alice_id}/telegram-link", None, {}),
         ("POST", "/orders", order, {"Idempotency-Key": "mallory-0001"}),
     ]
 

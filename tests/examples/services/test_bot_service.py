@@ -149,3 +149,23 @@ async def test_a_user_who_blocked_the_bot_is_parked_at_once_and_flood_control_is
         assert await fake.replies(CHAT, 1, timeout=15) == ["Your order #51 is confirmed."]
     assert parked.reason == f"permanent: chat {blocked_chat}: Forbidden: bot was blocked by the user"
     assert fake.rate_limited == 0  # the 429 was answered, and the retry got through
+
+
+async def test_link_binds_the_chat_that_sends_the_code_once(
+    telegram: FakeTelegram, pg: httpx.AsyncClient
+) -> None:
+    """The user got a code from the API (for their own account) and sends it from their chat."""
+    user = (await pg.post("/users", json={"email": "lena@example.org", "name": "Lena"})).json()
+    code = (await pg.post(f"/users/{user['id']}/telegram-link-codes")).json()["code"]
+    await telegram.send_command(CHAT, f"/link {code.lower()}")  # typed by hand: case does not matter
+    assert await telegram.replies(CHAT, 1) == ["Linked, Lena: your order notifications come here now."]
+    assert (await pg.get(f"/users/{user['id']}")).json()["telegram_chat_id"] == CHAT
+    await telegram.send_command(CHAT + 1, f"/link {code}")  # the same code, from another chat
+    assert await telegram.replies(CHAT + 1, 1) == [
+        "That code is unknown, used or expired: ask the app for a new one."
+    ]
+    await telegram.send_command(CHAT + 2, "/link not-a-code!")
+    assert await telegram.replies(CHAT + 2, 1) == [
+        "That code is unknown, used or expired: ask the app for a new one."
+    ]
+    assert (await pg.get(f"/users/{user['id']}")).json()["telegram_chat_id"] == CHAT

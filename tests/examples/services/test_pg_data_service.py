@@ -368,3 +368,37 @@ async def test_the_callers_time_left_bounds_the_work_done_for_it(
     # The pooled connection kept its own statement timeout: the same update, unhurried, succeeds.
     again = await pg.patch(f"/users/{user['id']}", json={"name": "B"}, headers={"If-Match": '"1"'})
     assert again.status_code == 200
+
+
+async def test_a_link_code_links_one_chat_once_within_ten_minutes(
+    pg: httpx.AsyncClient, postgres_url: str
+) -> None:
+    user = (await pg.post("/users", json={"email": "link@example.org", "name": "Link"})).json()
+    bot = auth("bot")
+    assert_problem(await pg.post(f"/users/{user['id']}/telegram-link-codes", headers=bot), 403)  # the API's
+    first = (await pg.post(f"/users/{user['id']}/telegram-link-codes")).json()
+    assert_problem(
+        await pg.post("/telegram-links", json={"code": first["code"], "chat_id": 5}), 403
+    )  # the bot's
+    linked = await pg.post("/telegram-links", json={"code": first["code"], "chat_id": 5}, headers=bot)
+    assert linked.json()["telegram_chat_id"] == 5
+    again = await pg.post("/telegram-links", json={"code": first["code"], "chat_id": 6}, headers=bot)
+    assert_problem(again, 404)  # used
+    expired = (await pg.post(f"/users/{user['id']}/telegram-link-codes")).json()
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        await connection.execute("UPDATE telegram_link_codes SET expires_at = now() - interval '1 second'")
+        stored = await connection.fetchval(
+            "SELECT count(*) FROM telegram_link_codes WHERE code_hash = $1", expired["code"]
+        )
+        assert stored == 0  # only the hash is kept
+    finally:
+        await connection.close()
+    assert_problem(
+        await pg.post("/telegram-links", json={"code": expired["code"], "chat_id": 6}, headers=bot), 404
+    )
+    other = (await pg.post("/users", json={"email": "other@example.org", "name": "O"})).json()
+    taken = (await pg.post(f"/users/{other['id']}/telegram-link-codes")).json()
+    assert_problem(
+        await pg.post("/telegram-links", json={"code": taken["code"], "chat_id": 5}, headers=bot), 409
+    )

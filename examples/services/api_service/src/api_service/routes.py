@@ -19,7 +19,7 @@ from shared.clients.mongo import MongoDataClient
 from shared.clients.pg import PgDataClient
 from shared.contracts.mongo import Activity
 from shared.contracts.pages import Cursor, Limit, Page
-from shared.contracts.pg import ChatId, Name, Order, OrderCreate, Strict, User, UserCreate, UserUpdate
+from shared.contracts.pg import LinkCode, Name, Order, OrderCreate, Strict, User, UserCreate, UserUpdate
 from shared.idempotency import IdempotencyKey, RequiredIdempotencyKey
 from shared.observability.metrics import ORDERS_PLACED, USERS_REGISTERED
 from shared.preconditions import ExpectedVersion, etag
@@ -34,8 +34,7 @@ class SignUp(Strict):
 
 
 class ProfileUpdate(Strict):
-    name: Name | None = None
-    telegram_chat_id: ChatId | None = None  # your own only; linking by proof (a code) is still to come
+    name: Name | None = None  # a Telegram chat is linked through the bot, by a code (below)
 
 
 def scoped(key: str, user_id: int) -> str:
@@ -105,6 +104,15 @@ async def update_user(
 
 
 # --8<-- [start:place-order]
+# --8<-- [start:telegram-link]
+@router.post("/users/{user_id}/telegram-link", status_code=status.HTTP_201_CREATED, tags=["users"])
+async def telegram_link(user_id: OwnId, pg: Pg) -> LinkCode:
+    """A one-time code (ten minutes) that links a Telegram chat to you: send ``/link <code>`` to the bot.
+    Only the chat that sends it is linked, so nobody can route your notifications to a chat of theirs."""
+    return await pg.create_link_code(user_id)
+    # --8<-- [end:telegram-link]
+
+
 @router.post("/orders", status_code=status.HTTP_201_CREATED, tags=["orders"])
 async def place_order(
     data: OrderCreate, key: RequiredIdempotencyKey, current: CurrentUser, pg: Pg, users: Users

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from aiogram import Bot, Router
 from aiogram.exceptions import TelegramForbiddenError
-from aiogram.filters import Command, CommandStart, ExceptionTypeFilter
+from aiogram.filters import Command, CommandObject, CommandStart, ExceptionTypeFilter
 from aiogram.types import ErrorEvent, Message
+from pydantic import ValidationError
 
-from shared.clients.errors import DataServiceError, DependencyUnavailable
+from shared.clients.errors import Conflict, DataServiceError, DependencyUnavailable, InvalidRequest, NotFound
 from shared.clients.mongo import MongoDataClient
 from shared.clients.pg import PgDataClient
 from shared.contracts.pg import User, UserCreate
@@ -36,6 +37,22 @@ async def start(message: Message, pg: PgDataClient) -> None:
     user = await pg.create_user(new, idempotency_key=f"telegram-start-{message.chat.id}")
     USERS_REGISTERED.labels("telegram").inc()
     await message.answer(f"Welcome, {user.name}! You are customer #{user.id}.")
+
+
+async def link(message: Message, command: CommandObject, pg: PgDataClient) -> None:
+    """``/link <code>``: this chat gets the notifications of the user the code was made for."""
+    if not command.args:
+        await message.answer("Send /link followed by the code the app gave you.")
+        return
+    try:
+        user = await pg.link_telegram(command.args.strip()[:32], message.chat.id)
+    except (NotFound, InvalidRequest, ValidationError):  # a malformed code is as unknown as a wrong one
+        await message.answer("That code is unknown, used or expired: ask the app for a new one.")
+        return
+    except Conflict:
+        await message.answer("This chat is linked to another account already.")
+        return
+    await message.answer(f"Linked, {user.name}: your order notifications come here now.")
 
 
 async def orders(message: Message, pg: PgDataClient) -> None:
@@ -71,6 +88,7 @@ def build_router() -> Router:
     """The commands; one router per dispatcher (an aiogram router joins exactly one)."""
     router = Router(name="commands")
     router.message.register(start, CommandStart())
+    router.message.register(link, Command("link"))
     router.message.register(orders, Command("orders"))
     router.message.register(activity, Command("activity"))
     router.errors.register(data_unavailable, ExceptionTypeFilter(DataServiceError))

@@ -28,8 +28,8 @@ from shared.problems import BodySizeLimit, Problem, install_problem_handlers, pr
 
 # Who may do what. A caller missing here gets 403 for everything.
 PERMISSIONS = {
-    "api": frozenset({"users:read", "users:write", "orders:read", "orders:write"}),
-    "bot": frozenset({"users:read", "users:write", "orders:read"}),
+    "api": frozenset({"users:read", "users:write", "orders:read", "orders:write", "links:create"}),
+    "bot": frozenset({"users:read", "users:write", "orders:read", "links:redeem"}),
     "worker": frozenset({"users:read", "orders:read", "orders:write"}),
 }
 

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pg_data_service import telegram_links
 from pg_data_service.idempotency import create_once
 from pg_data_service.repository import OrderRepository, UserRepository
 from shared.auth import requires
@@ -18,10 +19,12 @@ from shared.contracts.ids import Id
 from shared.contracts.pages import Cursor, Limit, Page
 from shared.contracts.pg import (
     ChatId,
+    LinkCode,
     Order,
     OrderCreate,
     OrderStatus,
     OrderStatusUpdate,
+    TelegramLink,
     User,
     UserCreate,
     UserUpdate,
@@ -68,6 +71,8 @@ def created(body: dict[str, Any], replayed: bool, collection: str) -> JSONRespon
 # Who calls, checked against the permissions in app.state.auth (401 or 403 otherwise).
 type WritesUsers = Annotated[str, Depends(requires("users:write"))]
 type WritesOrders = Annotated[str, Depends(requires("orders:write"))]
+type CreatesLinks = Annotated[str, Depends(requires("links:create"))]  # the API, for a signed-in user
+type RedeemsLinks = Annotated[str, Depends(requires("links:redeem"))]  # the bot, for the chat it serves
 READS_USERS = Depends(requires("users:read"))
 READS_ORDERS = Depends(requires("orders:read"))
 
@@ -108,6 +113,25 @@ async def list_users(
     return await UserRepository(db).list(
         limit=limit, cursor=cursor, email=email, telegram_chat_id=telegram_chat_id
     )
+
+
+@router.post(
+    "/users/{user_id}/telegram-link-codes",
+    status_code=status.HTTP_201_CREATED,
+    response_model=LinkCode,
+    tags=["users"],
+)
+async def create_link_code(user_id: PathId, db: Session, caller: CreatesLinks) -> LinkCode:
+    code = await telegram_links.create_code(db, user_id)
+    await db.commit()
+    return code
+
+
+@router.post("/telegram-links", response_model=User, tags=["users"])
+async def link_telegram(data: TelegramLink, db: Session, caller: RedeemsLinks) -> User:
+    user = await telegram_links.redeem(db, data.code, data.chat_id)
+    await db.commit()
+    return user
 
 
 @router.patch("/users/{user_id}", response_model=User, tags=["users"])

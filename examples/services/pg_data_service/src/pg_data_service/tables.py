@@ -41,6 +41,16 @@ class UserRow(Base):
     version: Mapped[int] = mapped_column(default=1)
 
 
+class TelegramLinkCodeRow(Base):
+    """A one-time code that links a Telegram chat to a user; only its hash is kept."""
+
+    __tablename__ = "telegram_link_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class OrderRow(Base):
     __tablename__ = "orders"
     __table_args__ = (

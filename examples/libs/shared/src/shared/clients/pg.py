@@ -8,7 +8,16 @@ from pydantic import SecretStr
 
 from shared.clients.http import DataServiceClient, query
 from shared.contracts.pages import Page
-from shared.contracts.pg import Order, OrderCreate, OrderStatus, User, UserCreate, UserUpdate
+from shared.contracts.pg import (
+    LinkCode,
+    Order,
+    OrderCreate,
+    OrderStatus,
+    TelegramLink,
+    User,
+    UserCreate,
+    UserUpdate,
+)
 
 
 def _key(idempotency_key: str | None) -> dict[str, str]:
@@ -39,6 +48,17 @@ class PgDataClient(DataServiceClient):
         page = await self.request("GET", "/users", params={"telegram_chat_id": chat_id, "limit": 1})
         users = Page[User].model_validate(page.body).items
         return users[0] if users else None
+
+    async def create_link_code(self, user_id: int) -> LinkCode:
+        return LinkCode.model_validate(
+            (await self.request("POST", f"/users/{user_id}/telegram-link-codes")).body
+        )
+
+    async def link_telegram(self, code: str, chat_id: int) -> User:
+        link = TelegramLink(code=code, chat_id=chat_id)
+        return User.model_validate(
+            (await self.request("POST", "/telegram-links", json=link.model_dump())).body
+        )
 
     async def update_user(self, user_id: int, change: UserUpdate, version: int) -> User:
         response = await self.request(

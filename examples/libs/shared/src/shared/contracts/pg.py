@@ -53,6 +53,20 @@ class User(BaseModel):
     # --8<-- [end:users]
 
 
+class LinkCode(BaseModel):
+    """A one-time code that links a Telegram chat to a user: the user sends ``/link <code>`` to the bot."""
+
+    code: str
+    expires_at: datetime
+
+
+class TelegramLink(Strict):
+    """The bot redeeming a code for the chat it came from."""
+
+    code: Annotated[str, Field(min_length=4, max_length=32, pattern=r"^[A-Za-z0-9]+$")]
+    chat_id: ChatId
+
+
 class OrderStatus(StrEnum):
     placed = "placed"
     confirmed = "confirmed"
