@@ -14,7 +14,7 @@ from patterns.testing.servers import in_process
 from pg_data_service.app import create_app
 from pg_data_service.retention import Deleted, delete_expired
 from pg_data_service.settings import Settings
-from pg_data_service.tables import IdempotencyRow, OutboxRow
+from pg_data_service.tables import IdempotencyRow, OutboxRow, TelegramLinkCodeRow, UserRow
 from reference_system.waiting import eventually
 
 NOW = datetime.now(UTC)
@@ -80,3 +80,23 @@ async def test_the_service_runs_retention_in_the_background(
             return await remaining(sessions) == (set(), set())
 
         await eventually(deleted, "the expired rows are deleted", timeout=5)
+
+
+async def test_expired_link_codes_are_deleted_and_live_ones_kept(
+    pg_settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    async with sessions() as session, session.begin():
+        user = UserRow(email="codes@example.org", name="Codes")
+        session.add(user)
+        await session.flush()
+        now = datetime.now(UTC)
+        session.add_all(
+            TelegramLinkCodeRow(code_hash=f"{n:064d}", user_id=user.id, expires_at=now - timedelta(minutes=n))
+            for n in (1, 2, 3)
+        )
+        session.add(
+            TelegramLinkCodeRow(code_hash="f" * 64, user_id=user.id, expires_at=now + timedelta(minutes=9))
+        )
+    assert (await delete_expired(sessions, pg_settings, chunk=2)).link_codes == 3
+    async with sessions() as session:
+        assert list(await session.scalars(select(TelegramLinkCodeRow.code_hash))) == ["f" * 64]

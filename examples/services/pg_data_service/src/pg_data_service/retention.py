@@ -17,7 +17,7 @@ from sqlalchemy import Delete, delete, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pg_data_service.settings import Settings
-from pg_data_service.tables import IdempotencyRow, OutboxRow
+from pg_data_service.tables import IdempotencyRow, OutboxRow, TelegramLinkCodeRow
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 class Deleted:
     sent_outbox_rows: int
     idempotency_keys: int
+    link_codes: int = 0  # expired Telegram link codes: never redeemed, never usable again
 
 
 # --8<-- [start:retention]
@@ -39,9 +40,15 @@ async def delete_expired(
         IdempotencyRow.created_at < now - settings.idempotency_key_retention
     )
     key = tuple_(IdempotencyRow.caller, IdempotencyRow.key)
+    codes = select(TelegramLinkCodeRow.code_hash).where(TelegramLinkCodeRow.expires_at < now)
     return Deleted(
         await in_chunks(sessions, delete(OutboxRow).where(OutboxRow.id.in_(sent.limit(chunk))), chunk),
         await in_chunks(sessions, delete(IdempotencyRow).where(key.in_(keys.limit(chunk))), chunk),
+        await in_chunks(
+            sessions,
+            delete(TelegramLinkCodeRow).where(TelegramLinkCodeRow.code_hash.in_(codes.limit(chunk))),
+            chunk,
+        ),
     )
 
 
@@ -67,9 +74,10 @@ async def run_retention(
         try:
             deleted = await delete_expired(sessions, settings)
             log.info(
-                "retention: deleted %d sent outbox rows, %d idempotency keys",
+                "retention: deleted %d sent outbox rows, %d idempotency keys, %d expired link codes",
                 deleted.sent_outbox_rows,
                 deleted.idempotency_keys,
+                deleted.link_codes,
             )
         except Exception:  # the database blipped: try again next time
             log.exception("retention failed")
