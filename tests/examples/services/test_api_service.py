@@ -441,3 +441,13 @@ async def test_a_cached_value_that_does_not_parse_is_a_miss_not_a_500(
         assert (await api.get(f"/users/{user['id']}")).json() == user  # read through
     finally:
         await redis.aclose()
+
+
+async def test_the_openapi_ui_can_be_turned_off_for_the_public_port(
+    pg_url: str, mongo_url: str, redis_target: RedisTarget
+) -> None:
+    settings = api_settings(pg_url, mongo_url, redis_target, openapi_ui=False)
+    async for api in client_for(create_app(settings)):
+        for path in ("/docs", "/redoc", "/openapi.json"):
+            assert_problem(await api.get(path), 404)
+        assert (await api.get("/health/live")).status_code == 200

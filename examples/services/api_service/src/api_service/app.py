@@ -24,7 +24,15 @@ from shared.problems import BodySizeLimit, Problem, install_problem_handlers, pr
 # --8<-- [start:factory]
 def create_app(settings: Settings, life: Lifecycle | None = None) -> FastAPI:
     """The app and what it needs at hand; the clients and the cache the lifespan opens."""
-    app = FastAPI(title="api_service", version="1.0.0", lifespan=lifespan)
+    ui = settings.openapi_ui
+    app = FastAPI(
+        title="api_service",
+        version="1.0.0",
+        lifespan=lifespan,
+        docs_url="/docs" if ui else None,
+        redoc_url="/redoc" if ui else None,
+        openapi_url="/openapi.json" if ui else None,
+    )
     app.state.settings = settings
     app.state.life = life = life or Lifecycle()
     app.state.end_users = EndUsers(settings)

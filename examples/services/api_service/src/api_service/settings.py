@@ -26,3 +26,6 @@ class Settings(DataClientSettings, EndUserTokens):
     cache_prefix: str = "api:"
     user_cache_ttl_seconds: Annotated[int, Field(ge=1, le=86_400)] = 300
     max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
+    openapi_ui: bool = (
+        True  # /docs, /redoc and /openapi.json; the deploy files turn them off on the public port
+    )
