@@ -12,6 +12,7 @@ leaving a relay that died silently behind a healthy-looking port.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,6 +26,14 @@ log = logging.getLogger(__name__)
 # A job runs until the event is set, then finishes the step it is in and returns.
 type Job = Callable[[asyncio.Event], Awaitable[None]]
 type Main = Callable[[Lifecycle], Awaitable[None]]
+
+
+# --8<-- [start:pause]
+async def pause(stop: asyncio.Event, seconds: float) -> None:
+    """Wait ``seconds`` between a job's steps, or less if ``stop`` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+        # --8<-- [end:pause]
 
 
 class Stopping(Exception):

@@ -14,7 +14,6 @@ order, and a quarantined row holds back the later events of its order until it i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from sqlalchemy.orm import aliased
 from pg_data_service.tables import OutboxRow
 from shared.events.envelope import Envelope
 from shared.events.publisher import EventPublisher, NotPublished, Unpublishable
+from shared.lifecycle import pause
 from shared.observability.tracing import context_from
 
 log = logging.getLogger(__name__)
@@ -137,9 +137,8 @@ async def run_relay(
         except Exception:  # the database blipped: the rows are safe, try again shortly
             log.exception("outbox relay round failed")
         if not sent:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=idle_seconds)
-                # --8<-- [end:relay-loop]
+            await pause(stop, idle_seconds)
+            # --8<-- [end:relay-loop]
 
 
 @dataclass(frozen=True)
@@ -181,6 +180,5 @@ async def watch_outbox(
             await measure(sessions)
         except Exception:  # the database blipped: the gauges keep their last values
             log.exception("outbox: measuring the backlog failed")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=every)
-            # --8<-- [end:measure]
+        await pause(stop, every)
+        # --8<-- [end:measure]

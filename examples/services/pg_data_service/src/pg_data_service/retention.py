@@ -7,7 +7,6 @@ Sent outbox rows older than ``SENT_OUTBOX_RETENTION`` and idempotency keys older
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pg_data_service.settings import Settings
 from pg_data_service.tables import IdempotencyRow, OutboxRow, TelegramLinkCodeRow
+from shared.lifecycle import pause
 
 log = logging.getLogger(__name__)
 
@@ -81,5 +81,4 @@ async def run_retention(
             )
         except Exception:  # the database blipped: try again next time
             log.exception("retention failed")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=settings.retention_interval.total_seconds())
+        await pause(stop, settings.retention_interval.total_seconds())

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
 from opentelemetry import trace
 from prometheus_client import Counter, Histogram
+
+from shared.lifecycle import pause
 
 log = logging.getLogger(__name__)
 RUNS = Counter("worker_job_runs", "Job runs by outcome", ["job", "outcome"])
@@ -35,6 +36,5 @@ async def run_periodically(name: str, job: Job, interval: float, stop: asyncio.E
             except Exception:
                 RUNS.labels(name, "error").inc()
                 log.exception("job %s failed; retrying in %.1f s", name, interval)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
-            # --8<-- [end:loop]
+        await pause(stop, interval)
+        # --8<-- [end:loop]

@@ -37,6 +37,7 @@ from redis.exceptions import RedisError
 from shared.events.envelope import KNOWN, Envelope, Event, Rejected, decode
 from shared.events.publisher import ConfirmedChannel
 from shared.events.topology import DEAD, RETRY, RETRY_DELAYS_MS, Queues, declare, retry_queue
+from shared.lifecycle import pause
 from shared.observability.logs import REQUEST_ID
 from shared.observability.tracing import context_from
 
@@ -207,9 +208,8 @@ class EventConsumer:
                 if now - since >= self.stall_seconds:
                     raise
                 log.warning("%s: not consuming for %.0f s", self.name, now - since)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.watch_interval)
-                # --8<-- [end:watch]
+            await pause(stop, self.watch_interval)
+            # --8<-- [end:watch]
 
     async def _export_depths(self, *queues: AbstractQueue) -> None:
         for queue in queues:
