@@ -24,9 +24,11 @@ from typing import Self
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError, DeliveryError, PublishError
+from opentelemetry import context, trace
 
 from shared.events.envelope import MAX_BODY_BYTES, Envelope
 from shared.events.topology import EVENTS, declare_all
+from shared.observability.tracing import context_from
 
 
 class NotPublished(Exception):
@@ -122,6 +124,10 @@ class EventPublisher:
             raise Unpublishable(
                 f"{event.type} {event.id}: {size} bytes, over the {MAX_BODY_BYTES} bytes allowed"
             )
+        # Outside any span, publish in the event's own trace: the aio-pika instrumentation writes the
+        # current context over the headers, and would otherwise start an unrelated trace.
+        outside = not trace.get_current_span().get_span_context().is_valid
+        attached = context.attach(context_from(event.trace, f"event {event.id}")) if outside else None
         try:
             async with asyncio.timeout(self.timeout):
                 await self._channel.publish(message, EVENTS, routing_key=event.type)
@@ -131,4 +137,7 @@ class EventPublisher:
             raise NotPublished(f"{event.type} {event.id}: {type(error).__name__}: {error}") from error
         except RuntimeError as error:  # aiormq: a fresh channel asked of a connection still reconnecting
             raise NotPublished(f"{event.type} {event.id}: {error}") from error
-            # --8<-- [end:publisher]
+        finally:
+            if attached is not None:
+                context.detach(attached)
+                # --8<-- [end:publisher]
