@@ -372,7 +372,7 @@ async def run(machine: str, date: str) -> dict[str, Any]:
         )
         # Prometheus first: it starts while the services do, and scrapes each once it is up.
         directory = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        prom_url = await stack.enter_async_context(running_prometheus(ports, directory))
+        prom_url = await stack.enter_async_context(running_prometheus(ports, config.metrics_token, directory))
         system = await stack.enter_async_context(running_system(config))
         prom = await stack.enter_async_context(httpx.AsyncClient(base_url=prom_url, timeout=30))
         await wait_for_targets(prom_url, count=len(astuple(ports)))

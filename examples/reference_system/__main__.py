@@ -5,8 +5,8 @@ without a MongoDB on 127.0.0.1:27017 the nx-27017 stand-in is started). The bot 
 against TELEGRAM_API_URL with BOT_TOKEN; without TELEGRAM_API_URL it runs against a
 local fake Telegram, so the whole system works offline. API_PORT, PG_DATA_PORT,
 MONGO_DATA_PORT, WORKER_PORT and BOT_PORT move the services off 8000-8002, 9101 and 9102;
-MONGODB_DATABASE, CACHE_PREFIX, JOB_INTERVAL_SECONDS and OTEL_EXPORTER_OTLP_ENDPOINT are
-passed on as the services read them.
+MONGODB_DATABASE, CACHE_PREFIX, JOB_INTERVAL_SECONDS, OTEL_EXPORTER_OTLP_ENDPOINT, JWT_KEY and
+METRICS_TOKEN are passed on as the services read them (the last two are made up when unset).
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ async def main() -> None:
         for name, running in system.items():
             print(f"{name:20} ready   {running.url}")
         print(f"End users' tokens: JWT_KEY={config.jwt_key} uv run python -m api_service.token <user id>")
+        print(
+            f"Metrics: curl -H 'Authorization: Bearer {config.metrics_token}' http://127.0.0.1:{config.ports.api}/metrics"
+        )
         print(f"API: http://127.0.0.1:{config.ports.api}/docs   (Ctrl-C stops everything)")
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -68,6 +68,7 @@ class SystemConfig:
         default_factory=lambda: {caller: secrets.token_urlsafe(24) for caller in TOKEN_CALLERS}
     )
     jwt_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))  # end users' tokens (HS256)
+    metrics_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))  # Prometheus's bearer token
 
 
 @dataclass
@@ -136,8 +137,9 @@ def plan(config: SystemConfig) -> list[list[Step]]:
         business_services.append(
             ("bot_service", {"PORT": str(p.bot), "SERVICE_TOKEN": tokens["bot"], **bot, **data, **events})
         )
-    if config.otlp_endpoint:
-        for _, env in data_services + business_services:
+    for _, env in data_services + business_services:
+        env["METRICS_TOKEN"] = config.metrics_token
+        if config.otlp_endpoint:
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = config.otlp_endpoint
     return [
         [(name, env, f"http://127.0.0.1:{env['PORT']}/health/ready") for name, env in wave]
@@ -263,6 +265,7 @@ async def local_config(
                     ),
                     otlp_endpoint=environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
                     jwt_key=environ.get("JWT_KEY") or secrets.token_urlsafe(32),
+                    metrics_token=environ.get("METRICS_TOKEN") or secrets.token_urlsafe(24),
                 ),
                 telegram,
             )

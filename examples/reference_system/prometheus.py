@@ -34,14 +34,17 @@ JOBS = {
 }
 
 
-def loopback_config(ports: Ports, interval: str = "1s") -> dict[str, Any]:
-    """The deployed ``prometheus.yml``, its targets moved to ``ports`` on 127.0.0.1."""
+def loopback_config(ports: Ports, token_file: Path, interval: str = "1s") -> dict[str, Any]:
+    """The deployed ``prometheus.yml``, its targets moved to ``ports`` on 127.0.0.1 and its scrape
+    token read from ``token_file``."""
     config: dict[str, Any] = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
     targets = {JOBS[name]: f"127.0.0.1:{port}" for name, port in asdict(ports).items()}
     config["global"].update(scrape_interval=interval, evaluation_interval=interval)
     config["rule_files"] = [str(DEPLOY / path) for path in config["rule_files"]]
     config["scrape_configs"] = [
-        job | {"static_configs": [{"targets": [targets[job["job_name"]]]}]}
+        job
+        | {"static_configs": [{"targets": [targets[job["job_name"]]]}]}
+        | {"authorization": {"credentials_file": str(token_file)}}
         for job in config["scrape_configs"]
         if job["job_name"] in targets
     ]
@@ -49,12 +52,18 @@ def loopback_config(ports: Ports, interval: str = "1s") -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def running_prometheus(ports: Ports, directory: Path, interval: str = "1s") -> AsyncIterator[str]:
-    """Start ``prometheus`` (Debian: ``apt-get install prometheus``); yield its base URL."""
+async def running_prometheus(
+    ports: Ports, metrics_token: str, directory: Path, interval: str = "1s"
+) -> AsyncIterator[str]:
+    """Start ``prometheus`` (Debian: ``apt-get install prometheus``) scraping with ``metrics_token``;
+    yield its base URL."""
     binary = shutil.which("prometheus")
     if binary is None:
         raise RuntimeError("prometheus is not installed (Debian: apt-get install prometheus)")
-    (directory / "prometheus.yml").write_text(yaml.safe_dump(loopback_config(ports, interval)))
+    token_file = directory / "metrics_token"
+    token_file.write_text(metrics_token)
+    token_file.chmod(0o600)
+    (directory / "prometheus.yml").write_text(yaml.safe_dump(loopback_config(ports, token_file, interval)))
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         binary,

@@ -93,6 +93,14 @@ def test_prometheus_scrapes_each_service_where_compose_runs_it() -> None:
         assert host in COMPOSE["services"]
         if host in SETTINGS:
             assert COMPOSE["services"][host]["environment"]["PORT"] == port
+            # /metrics answers only a bearer of METRICS_TOKEN: Prometheus reads it from the secret
+            assert job["authorization"] == {"credentials_file": "/run/secrets/metrics_token"}
+            assert (
+                COMPOSE["services"][host]["environment"]["METRICS_TOKEN"]
+                == "${METRICS_TOKEN:?set METRICS_TOKEN}"
+            )
+    assert COMPOSE["services"]["prometheus"]["secrets"] == ["metrics_token"]
+    assert COMPOSE["secrets"]["metrics_token"] == {"environment": "METRICS_TOKEN"}
 
 
 def test_every_file_mounted_from_here_exists() -> None:
@@ -124,5 +132,6 @@ def test_only_the_api_and_grafana_are_published_and_every_secret_comes_from_the_
         "KIBANA_PASSWORD",
         "GRAFANA_ADMIN_PASSWORD",
         "JWT_KEY",
+        "METRICS_TOKEN",
     ):
         assert f"${{{variable}:?set {variable}}}" in text  # required: no default to forget

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 from collections import deque
 from collections.abc import AsyncIterator
@@ -35,6 +36,8 @@ from reference_system.ports import free_port, port_is_open
 from reference_system.processes import PORT_VARIABLES, Ports
 from tests.examples.services.test_api_service import END_USERS
 from tests.site_builds import ROOT, command
+
+METRICS_TOKEN = secrets.token_urlsafe(24)
 
 # Each test module that uses the system carries this mark.
 SHARED_SYSTEM = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.xdist_group("system")]
@@ -135,6 +138,7 @@ async def system(
             "OTEL_BSP_SCHEDULE_DELAY": "200",  # ms between span batches (5 s by default): tests wait less
             "JOB_INTERVAL_SECONDS": "3600",  # orders are confirmed by the order.placed event, not the job
             "JWT_KEY": END_USERS.jwt_key.get_secret_value(),  # so the tests can sign end users' tokens
+            "METRICS_TOKEN": METRICS_TOKEN,  # so the tests' Prometheus can scrape
         } | {name: str(getattr(ports, port)) for port, name in PORT_VARIABLES.items()}
         started = await stack.enter_async_context(system_command(env, ports))
         yield System(f"http://127.0.0.1:{ports.api}", telegram, ports, receiver, database_url, mongo, started)

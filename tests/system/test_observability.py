@@ -15,7 +15,7 @@ from reference_system.waiting import eventually
 from tests.deploy.conftest import tool
 from tests.deploy.test_grafana import queries
 from tests.examples.services.test_api_service import sign_up
-from tests.system.running import SHARED_SYSTEM, System
+from tests.system.running import METRICS_TOKEN, SHARED_SYSTEM, System
 
 pytestmark = SHARED_SYSTEM
 
@@ -75,7 +75,7 @@ async def test_a_real_prometheus_scrapes_every_service_and_sees_the_flow(
 ) -> None:
     tool("prometheus", "prometheus")  # skips (or fails under REQUIRE_SERVICES=1) with the apt command
     async with (
-        running_prometheus(system.ports, tmp_path) as url,
+        running_prometheus(system.ports, METRICS_TOKEN, tmp_path) as url,
         httpx.AsyncClient(base_url=url, timeout=10) as prom,
     ):
 

@@ -8,6 +8,7 @@ import logging
 from decimal import Decimal
 
 import aio_pika
+import httpx
 import pytest
 from fastapi import FastAPI, Request
 from opentelemetry import trace
@@ -20,6 +21,7 @@ from redis.asyncio import Redis
 from patterns.testing.pytest_fixtures import RedisTarget
 from patterns.testing.servers import in_process, serving
 from patterns.testing.spans import SpanRecorder
+from reference_system.ports import free_port
 from reference_system.waiting import eventually
 from shared.clients.errors import NotFound
 from shared.clients.http import DataServiceClient
@@ -31,6 +33,7 @@ from shared.events.topology import EVENTS, declare_all
 from shared.observability.http_server import observe_app
 from shared.observability.logs import REQUEST_ID, redact
 from shared.observability.tracing import trace_headers
+from shared.ops_server import ops_server
 from tests.examples.services.conftest import TOKENS
 
 BOT_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"  # the shape of a real one
@@ -41,9 +44,9 @@ def requests_counted(route: str, method: str, status: str) -> float:
     return REGISTRY.get_sample_value("http_requests_total", labels) or 0.0
 
 
-def small_app() -> FastAPI:
+def small_app(metrics_token: SecretStr | None = None) -> FastAPI:
     app = FastAPI()
-    observe_app(app)
+    observe_app(app, metrics_token)
 
     @app.get("/items/{item_id}")
     async def item(item_id: int) -> dict[str, int]:
@@ -84,6 +87,35 @@ async def test_red_metrics_count_route_templates_never_raw_paths() -> None:
     assert 'route="/items/{item_id}"' in exposed
     for raw in ("/items/1", "/wp-admin", "/.env", "BREW"):
         assert raw not in exposed
+
+
+SCRAPE_TOKEN = SecretStr("scrape-token-for-prometheus")
+
+
+async def test_with_a_scrape_token_metrics_answer_only_its_bearer() -> None:
+    """Both servers a service can have: the FastAPI app's own port and the bot's and worker's ops port."""
+    port = free_port()
+    async with (
+        in_process(small_app(SCRAPE_TOKEN)) as app,
+        ops_server("127.0.0.1", port, {}, metrics_token=SCRAPE_TOKEN),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as ops,
+    ):
+        for client in (app, ops):
+            for refused in (
+                {},
+                {"Authorization": "Bearer wrong-token"},
+                {"Authorization": "scrape-token-for-prometheus"},
+            ):
+                answer = await client.get("/metrics", headers=refused)
+                assert answer.status_code == 401, (client.base_url, refused)
+                assert answer.headers["Content-Type"].startswith("application/problem+json")
+                assert answer.headers["WWW-Authenticate"] == "Bearer"
+                assert "http_requests_total" not in answer.text
+            answer = await client.get(
+                "/metrics", headers={"Authorization": "Bearer scrape-token-for-prometheus"}
+            )
+            assert answer.status_code == 200
+            assert "python_gc_objects_collected_total" in answer.text
 
 
 async def test_logs_are_ecs_json_joined_to_the_trace_and_the_request(

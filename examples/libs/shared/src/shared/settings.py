@@ -70,6 +70,8 @@ class ServiceSettings(BaseSettings):
     otel_exporter_otlp_endpoint: AnyHttpUrl | None = None
     otel_traces_sampler_arg: Annotated[float, Field(ge=0, le=1)] = 1.0
     deployment_environment: str = "local"
+    # Set in every deploy file: /metrics then answers only Prometheus (Authorization: Bearer <token>).
+    metrics_token: Annotated[SecretStr, Field(min_length=16)] | None = None
 
 
 def load_settings[S: BaseSettings](cls: type[S], service: str) -> S:

@@ -38,7 +38,7 @@ def create_app(settings: Settings, life: Lifecycle | None = None) -> FastAPI:
     app.state.end_users = EndUsers(settings)
     app.state.checks = {"process": life.check}  # the lifespan adds the data services
     install_problem_handlers(app)
-    observe_app(app)
+    observe_app(app, settings.metrics_token)
     app.add_exception_handler(DataServiceError, data_service_error)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health_router(app.state.checks))

@@ -48,7 +48,9 @@ async def run(settings: Settings, life: Lifecycle) -> None:
         dispatcher = Dispatcher(pg=pg, mongo=mongo)  # handlers take the clients by name
         dispatcher.include_router(build_router())
         await stack.enter_async_context(life.background(telegram_polling=partial(poll, dispatcher, bot)))
-        await stack.enter_async_context(ops_server(settings.host, settings.port, checks))
+        await stack.enter_async_context(
+            ops_server(settings.host, settings.port, checks, metrics_token=settings.metrics_token)
+        )
         await life.stopping.wait()
         # --8<-- [end:run]
 

@@ -36,7 +36,7 @@ def create_app(settings: Settings, life: Lifecycle | None = None) -> FastAPI:
     app.state.auth = CallerAuth(settings.service_tokens, PERMISSIONS)
     app.state.checks = {"process": life.check}  # the lifespan adds the database
     install_problem_handlers(app)
-    observe_app(app)
+    observe_app(app, settings.metrics_token)
     app.add_exception_handler(ConnectionFailure, mongodb_unavailable)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health_router(app.state.checks))

@@ -43,7 +43,7 @@ def create_app(settings: Settings, life: Lifecycle | None = None) -> FastAPI:
     app.state.auth = CallerAuth(settings.service_tokens, PERMISSIONS)
     app.state.checks = {"process": life.check}  # the lifespan adds the database
     install_problem_handlers(app)
-    observe_app(app)
+    observe_app(app, settings.metrics_token)
     app.add_exception_handler(DBAPIError, database_unavailable)
     app.add_exception_handler(PoolTimeout, database_unavailable)
     app.add_exception_handler(OSError, database_unavailable)

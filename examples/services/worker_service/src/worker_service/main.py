@@ -45,7 +45,9 @@ async def run(settings: Settings, life: Lifecycle) -> None:
 
         if settings.confirm_job:
             await stack.enter_async_context(life.background(confirm_placed_orders=confirm_orders))
-        await stack.enter_async_context(ops_server(settings.host, settings.port, checks))
+        await stack.enter_async_context(
+            ops_server(settings.host, settings.port, checks, metrics_token=settings.metrics_token)
+        )
         log.info("worker started")
         await life.stopping.wait()
     log.info("worker stopped")

@@ -12,15 +12,17 @@ import re
 import time
 import uuid
 
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from pydantic import SecretStr
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.observability.logs import REQUEST_ID
-from shared.observability.metrics import LATENCY_BUCKETS
+from shared.observability.metrics import LATENCY_BUCKETS, may_scrape
 from shared.observability.tracing import context_from
+from shared.problems import Problem, problem_response
 
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 NOT_TRACED = "health/live,health/ready,metrics"
@@ -67,23 +69,27 @@ class RedMetrics:
             # --8<-- [end:red]
 
 
-def metrics_router() -> APIRouter:
-    """``GET /metrics`` in the Prometheus text format."""
+def metrics_router(token: SecretStr | None = None) -> APIRouter:
+    """``GET /metrics`` in the Prometheus text format; with ``token``, only for a bearer of it."""
     router = APIRouter(tags=["observability"])
 
     @router.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        if not may_scrape(request.headers.get("authorization"), token):
+            problem = Problem.of(401, "/metrics needs the scrape token", instance="/metrics")
+            return problem_response(problem, headers={"WWW-Authenticate": "Bearer"})
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return router
 
 
 # --8<-- [start:app]
-def observe_app(app: FastAPI) -> None:
-    """RED metrics, ``/metrics``, request ids and a server span per request."""
+def observe_app(app: FastAPI, metrics_token: SecretStr | None = None) -> None:
+    """RED metrics, ``/metrics`` (for a bearer of ``metrics_token`` when one is set), request ids and
+    a server span per request."""
     app.add_middleware(RequestContext)
     app.add_middleware(RedMetrics)
-    app.include_router(metrics_router())
+    app.include_router(metrics_router(metrics_token))
     # One span per request: the per-message "http send"/"http receive" spans add nothing a reader of a
     # trace needs and cost CPU (benchmarks/observability_overhead.py measures it).
     FastAPIInstrumentor.instrument_app(app, excluded_urls=NOT_TRACED, exclude_spans=["receive", "send"])

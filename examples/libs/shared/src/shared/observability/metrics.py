@@ -9,7 +9,10 @@ are in :mod:`shared.observability.http_server`.
 
 from __future__ import annotations
 
+import secrets
+
 from prometheus_client import Counter, Histogram
+from pydantic import SecretStr
 
 # Buckets around what a user notices: 5 ms (a cache hit) to 5 s (a timeout).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -37,3 +40,15 @@ NOTIFICATIONS = Counter("notifications_sent", "User notifications by outcome", [
 def outcome_of(status: int) -> str:
     """``2xx``, ``4xx``, ``5xx``: a status class, which is all a dashboard needs."""
     return f"{status // 100}xx"
+
+
+# --8<-- [start:scrape-token]
+def may_scrape(authorization: str | None, token: SecretStr | None) -> bool:
+    """Whether a request for ``/metrics`` may have it: any request when no token is set (a local run),
+    else only one with ``Authorization: Bearer <token>`` (Prometheus's ``authorization`` setting)."""
+    if token is None:
+        return True
+    scheme, _, given = (authorization or "").partition(" ")
+    expected = token.get_secret_value()
+    return scheme.lower() == "bearer" and secrets.compare_digest(given.encode(), expected.encode())
+    # --8<-- [end:scrape-token]
