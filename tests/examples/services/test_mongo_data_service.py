@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -129,6 +130,24 @@ async def test_payload_cannot_smuggle_operators_dotted_keys_or_bombs(
     mongo: httpx.AsyncClient, payload: dict[str, Any]
 ) -> None:
     assert_problem(await mongo.post("/activity", json={"user_id": 7, "kind": "x", "payload": payload}), 422)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"note": "lone \ud800 half"},
+        {"\udfff": 1},
+        {"deep": [{"note": "\ud800"}]},
+        {"big": 2**64},
+        {"small": -(2**63) - 1},
+    ],
+)
+async def test_a_payload_bson_cannot_encode_is_422(mongo: httpx.AsyncClient, payload: dict[str, Any]) -> None:
+    """A lone surrogate is no UTF-8 and an integer past 64 bits no BSON type; both come as plain JSON."""
+    body = json.dumps({"user_id": 7, "kind": "x", "payload": payload})
+    assert_problem(
+        await mongo.post("/activity", content=body, headers={"Content-Type": "application/json"}), 422
+    )
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
@@ -32,6 +33,8 @@ PERMISSIONS = {
     "bot": frozenset({"users:read", "users:write", "orders:read", "links:redeem"}),
     "worker": frozenset({"users:read", "orders:read", "orders:write"}),
 }
+
+log = logging.getLogger(__name__)
 
 
 # --8<-- [start:factory]
@@ -115,4 +118,6 @@ async def database_unavailable(request: Request, exc: Exception) -> JSONResponse
             return problem_response(Problem.of(409, "conflicts with stored data", instance=path))
         case DataError():
             return problem_response(Problem.of(422, "a value is out of range", instance=path))
-    return unavailable(f"PostgreSQL is unavailable ({type(exc).__name__})", path)
+    # What failed goes to the log; the answer names no exception class (it would tell anyone what runs here).
+    log.warning("database unavailable for %s %s: %s: %s", request.method, path, type(exc).__name__, exc)
+    return unavailable("PostgreSQL is unavailable", path)

@@ -14,25 +14,42 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from shared.contracts.ids import Id
+from shared.contracts.text import encodable
 
 MAX_DEPTH = 5
 MAX_KEYS = 100
 
 
 # --8<-- [start:guard]
+INT64 = range(-(2**63), 2**63)  # BSON's widest integer
+
+
 def safe_document(value: dict[str, Any], depth: int = 1) -> dict[str, Any]:
-    """Reject keys MongoDB would read as operators or paths, and documents too deep or wide."""
-    if depth > MAX_DEPTH:
-        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+    """Reject keys MongoDB would read as operators or paths, documents too deep or wide, and values
+    BSON cannot hold."""
     if len(value) > MAX_KEYS:
         raise ValueError(f"more than {MAX_KEYS} keys")
     for key, item in value.items():
         if not key or key.startswith("$") or "." in key or "\x00" in key:
             raise ValueError(f"key {key[:40]!r} may not be empty, start with '$' or contain '.' or NUL")
-        for child in item if isinstance(item, list) else [item]:
-            if isinstance(child, dict):
-                safe_document(child, depth + 1)
+        encodable(key)
+        safe_value(item, depth)
     return value
+
+
+def safe_value(item: object, depth: int) -> None:
+    match item:
+        case dict() | list() if depth >= MAX_DEPTH:
+            raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+        case dict():
+            safe_document(item, depth + 1)
+        case list():
+            for child in item:
+                safe_value(child, depth + 1)
+        case str():
+            encodable(item)
+        case int() if item not in INT64:
+            raise ValueError("integers must fit in 64 bits; send larger numbers as strings")
 
 
 type SafePayload = Annotated[dict[str, Any], AfterValidator(safe_document)]

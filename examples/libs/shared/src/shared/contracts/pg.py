@@ -7,11 +7,12 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
 from shared.contracts.ids import Id
+from shared.contracts.text import printable
 
-type Name = Annotated[str, Field(min_length=1, max_length=120)]
+type Name = Annotated[str, Field(min_length=1, max_length=120), AfterValidator(printable)]
 type ChatId = Annotated[int, Field(gt=0, lt=2**52, description="Telegram chat id")]
 
 
