@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from pymongo import AsyncMongoClient
+from pymongo.errors import ExecutionTimeout
 
 from mongo_data_service.app import create_app
+from mongo_data_service.routes import database
 from mongo_data_service.settings import Settings as MongoSettings
 from patterns.testing.pytest_fixtures import MongoTarget
 from patterns.testing.servers import in_process
@@ -225,3 +228,20 @@ async def test_the_callers_time_left_ends_the_operations_done_for_it(mongo_setti
             assert time.monotonic() - started < 3
             proxy.resume()
             assert (await client.get("/preferences/1")).status_code in {200, 404}  # no timeout left behind
+
+
+async def test_too_little_time_left_for_the_next_operation_is_a_503(mongo_settings: MongoSettings) -> None:
+    """PyMongo refuses to send an operation it knows will outlive the budget (``ExecutionTimeout``, which is
+    no ConnectionFailure): under load, with 1 s left, the fuzzer saw that answered 500."""
+
+    async def no_time_left() -> AsyncIterator[None]:
+        raise ExecutionTimeout("operation would exceed time limit", 50, {"ok": 0, "code": 50})
+        yield
+
+    app = create_app(mongo_settings)
+    app.dependency_overrides[database] = no_time_left
+    async with in_process(app, headers=auth()) as client:
+        answer = await client.get("/activity", params={"user_id": 7})
+    assert_problem(answer, 503)
+    assert answer.json()["detail"] == "MongoDB timed out"
+    assert answer.headers["Retry-After"] == "1"

@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
 from pymongo import AsyncMongoClient
-from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError
 
 from mongo_data_service.repository import Document, create_indexes
 from mongo_data_service.routes import router
@@ -37,7 +37,10 @@ def create_app(settings: Settings, life: Lifecycle | None = None) -> FastAPI:
     app.state.checks = {"process": life.check}  # the lifespan adds the database
     install_problem_handlers(app)
     observe_app(app, settings.metrics_token)
+    # Unreachable, or out of time: a server-side time limit, or too little of the caller's budget left to
+    # send the next operation at all (PyMongo's ExecutionTimeout: an OperationFailure, no ConnectionFailure).
     app.add_exception_handler(ConnectionFailure, mongodb_unavailable)
+    app.add_exception_handler(ExecutionTimeout, mongodb_unavailable)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health_router(app.state.checks))
     app.include_router(router)
@@ -66,5 +69,5 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 async def mongodb_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    kind = "timed out" if isinstance(exc, ServerSelectionTimeoutError) else "failed"
+    kind = "timed out" if isinstance(exc, PyMongoError) and exc.timeout else "failed"
     return unavailable(f"MongoDB {kind}", request.url.path)
