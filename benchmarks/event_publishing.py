@@ -1,12 +1,15 @@
 """What confirms cost: publish throughput one at a time vs pipelined, and end-to-end event latency.
 
-Run: ``uv run python benchmarks/event_publishing.py`` (needs RabbitMQ; RABBITMQ_URL or the local broker).
+Run: ``uv run python benchmarks/event_publishing.py`` (needs RabbitMQ and PostgreSQL; RABBITMQ_URL
+and DATABASE_URL, or the local servers).
 
 In a scratch vhost: publishes N events with publisher confirms, awaiting each confirm
 before the next publish, then the same N pipelined (up to 100 confirms outstanding); then
-measures publish→consume latency of events sent at a steady rate to a consumer with
-manual acks. Prints a Markdown table, writes ``benchmarks/results/event_publishing.json``
-and a plot to ``docs/assets/benchmarks/event_publishing.png``.
+the outbox relay of ``pg_data_service`` drains N outbox rows of a scratch database (one
+event per order, batches of 100, as the service runs it); then measures publish→consume
+latency of events sent at a steady rate to a consumer with manual acks. Prints a Markdown table,
+writes ``benchmarks/results/event_publishing.json`` and a plot to
+``docs/assets/benchmarks/event_publishing.png``.
 """
 
 from __future__ import annotations
@@ -19,13 +22,18 @@ from decimal import Decimal
 from typing import Any
 
 import aio_pika
+import asyncpg
 import matplotlib
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 from publishing import OUTPUT, save, stamp
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
-from patterns.testing.isolation import rabbitmq_vhost
+from patterns.testing.isolation import postgres_database, rabbitmq_vhost
+from pg_data_service.migrate import upgrade
+from pg_data_service.outbox import relay_once
+from pg_data_service.settings import asyncpg_url
 from shared.events.envelope import OrderPlaced, new_event
-from shared.events.publisher import to_message
+from shared.events.publisher import EventPublisher, to_message
 from shared.events.topology import declare
 
 matplotlib.use("Agg")
@@ -62,6 +70,36 @@ async def pipelined(exchange: AbstractExchange) -> float:
     return EVENTS / (time.perf_counter() - started)
 
 
+async def relayed(database_url: str, rabbitmq_url: str) -> float:
+    """Events/s of the outbox relay draining ``EVENTS`` rows, one per order, in batches of 100."""
+    async with postgres_database(database_url) as scratch:
+        await asyncio.to_thread(upgrade, scratch)
+        connection = await asyncpg.connect(scratch)
+        try:
+            rows = [
+                new_event(OrderPlaced(order_id=n, user_id=1, total=Decimal("1.00"))) for n in range(EVENTS)
+            ]
+            await connection.executemany(
+                "INSERT INTO outbox (event_id, event_type, envelope) VALUES ($1, $2, $3)",
+                [(row.id, row.type, row.model_dump_json()) for row in rows],
+            )
+        finally:
+            await connection.close()
+        engine = create_async_engine(asyncpg_url(scratch))
+        try:
+            sessions = async_sessionmaker(engine, expire_on_commit=False)
+            async with EventPublisher(rabbitmq_url) as publisher:
+                started = time.perf_counter()
+                sent = 0
+                while batch := await relay_once(sessions, publisher):
+                    sent += batch
+                elapsed = time.perf_counter() - started
+        finally:
+            await engine.dispose()
+    assert sent == EVENTS, f"the relay sent {sent} of {EVENTS}"
+    return EVENTS / elapsed
+
+
 async def end_to_end(url: str) -> list[float]:
     latencies: list[float] = []
     done = asyncio.Event()
@@ -91,7 +129,7 @@ async def end_to_end(url: str) -> list[float]:
     return sorted(latencies)
 
 
-async def run(server_url: str) -> dict[str, Any]:
+async def run(server_url: str, database_url: str) -> dict[str, Any]:
     async with rabbitmq_vhost(server_url) as url:
         connection = await aio_pika.connect(url)
         async with connection:
@@ -100,10 +138,12 @@ async def run(server_url: str) -> dict[str, Any]:
             exchange = await channel.get_exchange("domain.events")
             sequential = await one_at_a_time(exchange)
             concurrent = await pipelined(exchange)
+        relay = await relayed(database_url, url)
         latencies = await end_to_end(url)
     return {
         "publish_per_s_one_at_a_time": sequential,
         "publish_per_s_pipelined": concurrent,
+        "relay_per_s": relay,
         "latency_p50_ms": statistics.median(latencies),
         "latency_p99_ms": latencies[int(len(latencies) * 0.99) - 1],
         "events": EVENTS,
@@ -112,7 +152,12 @@ async def run(server_url: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    results = asyncio.run(run(os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")))
+    results = asyncio.run(
+        run(
+            os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+            os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+        )
+    )
     date, machine = stamp()
     print(f"{date} · {machine}\n")
     print("| measure | value |\n|---|---|")
@@ -122,13 +167,16 @@ def main() -> None:
     print(
         f"| publish with confirms, {WINDOW} in flight | {results['publish_per_s_pipelined']:,.0f} events/s |"
     )
+    print(
+        f"| outbox relay, rows to confirmed events (100 a batch) | {results['relay_per_s']:,.0f} events/s |"
+    )
     print(f"| publish → consume latency p50 | {results['latency_p50_ms']:.2f} ms |")
     print(f"| publish → consume latency p99 | {results['latency_p99_ms']:.2f} ms |")
     save("event_publishing", date, machine, results)
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 3.2), constrained_layout=True)
     bars = left.barh(
-        ["one at a time", f"{WINDOW} in flight"],
-        [results["publish_per_s_one_at_a_time"], results["publish_per_s_pipelined"]],
+        ["one at a time", f"{WINDOW} in flight", "outbox relay"],
+        [results["publish_per_s_one_at_a_time"], results["publish_per_s_pipelined"], results["relay_per_s"]],
         color="#3f51b5",
     )
     left.bar_label(bars, fmt="%.0f", padding=3)

@@ -254,6 +254,7 @@ def exercise_bench_isolation(tmp_path: Path, request: pytest.FixtureRequest) -> 
 def exercise_bench_events(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     output = ok(run(f"BENCH_SCALE=0.01 BENCH_OUTPUT_DIR={tmp_path} {command('bench-events')}"))
     assert "| publish with confirms, one at a time |" in output
+    assert "| outbox relay, rows to confirmed events (100 a batch) |" in output
     assert (tmp_path / "docs" / "assets" / "benchmarks" / "event_publishing.png").stat().st_size > 10_000
 
 

@@ -140,6 +140,42 @@ class Held(EventPublisher):
         await super().publish(event, correlation_id)
 
 
+class Overlapping(EventPublisher):
+    """A real publisher that lets its publishes go only once ``width`` of them are in flight together."""
+
+    def __init__(self, url: str, width: int) -> None:
+        super().__init__(url)
+        self.in_flight, self.width, self.widest = 0, width, 0
+        self.all_in = asyncio.Event()
+
+    async def publish(self, event: Envelope, correlation_id: str | None = None) -> None:
+        self.in_flight += 1
+        self.widest = max(self.widest, self.in_flight)
+        if self.in_flight >= self.width:
+            self.all_in.set()
+        await self.all_in.wait()
+        try:
+            await super().publish(event, correlation_id)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_a_batch_is_published_at_once_one_event_per_order_and_each_confirmed(
+    sessions: async_sessionmaker[AsyncSession], rabbitmq_url: str
+) -> None:
+    """Pipelined: a batch's events wait for their confirms together (a relay publishing one at a time
+    never has two in flight, and this test times out), yet an order's second event waits for the next
+    batch."""
+    await write(sessions, *(placed(order) for order in range(1, 6)), placed(1, 2))
+    async with Overlapping(rabbitmq_url, width=5) as publisher:
+        assert await asyncio.wait_for(relay_once(sessions, publisher), timeout=10) == 5
+        assert publisher.widest == 5
+        assert await relay_once(sessions, publisher) == 1
+    events = await received(rabbitmq_url)
+    assert sorted(e.data["order_id"] for e in events[:5]) == [1, 2, 3, 4, 5]
+    assert (events[5].data["order_id"], events[5].data["total"]) == (1, "2")
+
+
 async def test_a_relay_never_overtakes_another_within_an_order(
     sessions: async_sessionmaker[AsyncSession], rabbitmq_url: str
 ) -> None:

@@ -65,7 +65,10 @@ async def relay_once(
 ) -> int:
     """Publish up to ``batch`` events, oldest first and one per order; return how many were confirmed.
 
-    A row that can never be published is quarantined with the reason, and the batch goes on.
+    The batch holds at most one row of each order (``behind``), so its publishes may overlap without
+    reordering any order's events: they are all sent at once and each waits for its own confirm, which
+    takes one round trip for the batch instead of one per event. A row that can never be published is
+    quarantined with the reason; a row the broker did not answer stays for the next round.
     """
     async with sessions() as session, session.begin():
         with suppress_instrumentation():  # polling is not a request: no trace per poll
@@ -79,35 +82,52 @@ async def relay_once(
                     .with_for_update(skip_locked=True)
                 )
             ).all()
+        readable = [(row, event) for row in rows if (event := readable_event(row)) is not None]
+        outcomes = await asyncio.gather(*(publish(publisher, row, event) for row, event in readable))
         sent = 0
-        for row in rows:
-            try:
-                event = Envelope.model_validate(row.envelope)
-            except ValidationError as error:  # e.g. a field a newer version added: never readable here
-                quarantine(row, f"unreadable envelope: {errors_of(error)}")
-                continue
-            # Continue the trace of the request that wrote the row, not the relay's own.
-            carried = context_from(event.trace, f"outbox row {row.id}")
-            try:
-                with TRACER.start_as_current_span(f"outbox relay {event.type}", context=carried):
-                    await publisher.publish(event)
-            except Unpublishable as error:  # too big for any consumer: it never will be
-                quarantine(row, f"unpublishable: {error}")
-                continue
-            except NotPublished as error:
-                if isinstance(error.__cause__, PublishError):  # returned: no queue is bound for it
-                    quarantine(row, f"refused by the broker: {error}")
-                    continue
-                FAILED.inc()
-                log.warning("outbox: %s; %d sent in this batch, the rest wait", error, sent)
-                break  # no answer: the broker is away, and each next row would wait as long
-            row.published_at = datetime.now(UTC)
-            sent += 1
+        for (row, _), outcome in zip(readable, outcomes, strict=True):
+            if outcome is None:
+                row.published_at = datetime.now(UTC)
+                sent += 1
+            elif outcome is not UNANSWERED:
+                quarantine(row, outcome)
+        if unanswered := outcomes.count(UNANSWERED):
+            FAILED.inc(unanswered)
+            log.warning(
+                "outbox: the broker did not confirm %d events; they wait for the next round", unanswered
+            )
         with suppress_instrumentation():
             await session.flush()
         PUBLISHED.inc(sent)
         return sent
         # --8<-- [end:relay-once]
+
+
+UNANSWERED = "unanswered"
+
+
+def readable_event(row: OutboxRow) -> Envelope | None:
+    try:
+        return Envelope.model_validate(row.envelope)
+    except ValidationError as error:  # e.g. a field a newer version added: never readable here
+        quarantine(row, f"unreadable envelope: {errors_of(error)}")
+        return None
+
+
+async def publish(publisher: EventPublisher, row: OutboxRow, event: Envelope) -> str | None:
+    """Publish one row's event in the trace of the request that wrote it. ``None`` once confirmed,
+    :data:`UNANSWERED` when the broker did not answer (try again later), else why it never will be."""
+    carried = context_from(event.trace, f"outbox row {row.id}")
+    try:
+        with TRACER.start_as_current_span(f"outbox relay {event.type}", context=carried):
+            await publisher.publish(event)
+    except Unpublishable as error:  # too big for any consumer: it never will be
+        return f"unpublishable: {error}"
+    except NotPublished as error:
+        if isinstance(error.__cause__, PublishError):  # returned: no queue is bound for it
+            return f"refused by the broker: {error}"
+        return UNANSWERED
+    return None
 
 
 def quarantine(row: OutboxRow, reason: str) -> None:

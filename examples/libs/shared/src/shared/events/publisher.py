@@ -66,12 +66,14 @@ class ConfirmedChannel:
         self.connection = connection
         self._channel: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
+        self._opening = asyncio.Lock()  # concurrent publishes share one channel, never open two
 
     async def channel(self) -> AbstractChannel:
-        if self._channel is None:
-            self._channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
-            self._exchanges = {}
-        return self._channel
+        async with self._opening:
+            if self._channel is None:
+                self._channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
+                self._exchanges = {}
+            return self._channel
 
     async def publish(self, message: aio_pika.Message, exchange: str, routing_key: str) -> None:
         channel = await self.channel()
@@ -81,11 +83,15 @@ class ConfirmedChannel:
             await self._exchanges[exchange].publish(message, routing_key=routing_key, mandatory=True)
         except DeliveryError as error:
             if not isinstance(error, PublishError):  # a nack (not a return): this channel is done
-                await self.close()
+                await self.close(channel)
             raise
 
-    async def close(self) -> None:
-        channel, self._channel = self._channel, None
+    async def close(self, channel: AbstractChannel | None = None) -> None:
+        """Close ``channel`` (by default the current one); a later publish opens a fresh one. A publish
+        nacked on a channel already replaced leaves the replacement alone."""
+        channel = channel or self._channel
+        if channel is not None and channel is self._channel:
+            self._channel = None
         if channel is not None:
             with contextlib.suppress(AMQPError, ChannelInvalidStateError, ConnectionError):
                 await channel.close()
