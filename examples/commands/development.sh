@@ -78,6 +78,10 @@ uv run python benchmarks/event_publishing.py
 uv run python benchmarks/observability_overhead.py
 # --8<-- [end:bench-observability]
 
+# --8<-- [start:bench-footprint]
+uv run python benchmarks/footprint.py
+# --8<-- [end:bench-footprint]
+
 # --8<-- [start:bench-dashboards]
 uv run python benchmarks/dashboards.py
 # --8<-- [end:bench-dashboards]

@@ -258,6 +258,14 @@ def exercise_bench_events(tmp_path: Path, request: pytest.FixtureRequest) -> Non
     assert (tmp_path / "docs" / "assets" / "benchmarks" / "event_publishing.png").stat().st_size > 10_000
 
 
+def exercise_bench_footprint(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    output = ok(run(f"BENCH_ROUNDS=1 BENCH_OUTPUT_DIR={tmp_path} {command('bench-footprint')}"))
+    assert "| `python -m reference_system` ready (all five) |" in output
+    results = json.loads((tmp_path / "benchmarks" / "results" / "footprint.json").read_text())["results"]
+    assert results["processes"] >= 6  # the command and its five services, at least
+    assert 100 < results["rss_mib"] < 4096
+
+
 def exercise_bench_observability(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     tiny = f"BENCH_SCALE=0.01 BENCH_ROUNDS=1 BENCH_OUTPUT_DIR={tmp_path}"
     output = ok(run(f"{tiny} {command('bench-observability')}"))
@@ -312,6 +320,7 @@ EXERCISES: dict[str, Exercise] = {
     "bench-isolation": exercise_bench_isolation,
     "bench-events": exercise_bench_events,
     "bench-observability": exercise_bench_observability,
+    "bench-footprint": exercise_bench_footprint,
     "bench-dashboards": exercise_bench_dashboards,
     "bench-dev-loop": exercise_bench_dev_loop,
 }
