@@ -85,6 +85,32 @@ def test_the_dockerfile_installs_exposes_and_runs_the_service_it_is_given() -> N
             assert (ROOT / path).exists(), path
 
 
+def test_the_image_keeps_one_venv_path_caches_its_dependencies_and_pins_its_base() -> None:
+    text = DOCKERFILE.read_text()
+    # The venv is built where it runs: console scripts' shebangs name /app/.venv/bin/python.
+    assert "WORKDIR /app\n" in text
+    assert "COPY --from=build /app/.venv /app/.venv\n" in text
+    # Third-party packages in a layer that only the lock file invalidates, before the code is copied.
+    assert text.index("--no-install-workspace") < text.index("COPY examples ./examples")
+    bases = re.findall(r"^FROM (\S+)", text, re.MULTILINE)
+    assert len(bases) == 2
+    for base in bases:  # a patch release of a named Debian: a rebuild next month gets the same Python
+        assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-[a-z]+", base), base
+
+
+def test_the_build_context_leaves_out_the_venv_git_and_secrets_and_keeps_what_the_image_copies() -> None:
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip()[:1] not in {"", "#"}
+    }
+    assert {".git", ".venv", "**/.venv", "**/__pycache__", "**/.env"} <= ignored
+    for source in re.findall(r"^COPY (?!--from)(.+) \S+$", DOCKERFILE.read_text(), re.MULTILINE):
+        for path in source.split():
+            assert path not in ignored, path
+            assert path.split("/")[0] not in ignored, path
+
+
 def test_prometheus_scrapes_each_service_where_compose_runs_it() -> None:
     config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     for job in config["scrape_configs"]:
