@@ -301,6 +301,12 @@ def assert_a_4xx_problem_or_success(answer: httpx.Response) -> None:
         assert answer.headers["Content-Type"].startswith("application/problem+json"), answer.text
 
 
+def live(service: str, request: pytest.FixtureRequest) -> tuple[str, list[tuple[bytes, bytes]]]:
+    """The service running in this test, and the headers that sign a request in to it."""
+    signed_in = as_bytes(bearer(1) if service == "api" else auth())
+    return request.getfixturevalue(f"{service}_live"), signed_in
+
+
 SERVICES = pytest.mark.parametrize(
     ("service", "document"), [("pg", PG_OPENAPI), ("mongo", MONGO_OPENAPI), ("api", API_OPENAPI)]
 )
@@ -311,8 +317,7 @@ def test_every_edge_value_in_every_header_the_services_read_is_never_a_5xx(
     service: str, document: dict[str, Any], request: pytest.FixtureRequest
 ) -> None:
     """A sweep, not a sample: each edge value in every header at once (the token kept), on every operation."""
-    base_url = request.getfixturevalue(f"{service}_live")
-    signed_in = as_bytes(bearer(1) if service == "api" else auth())
+    base_url, signed_in = live(service, request)
     with httpx.Client(base_url=base_url, timeout=10) as client:
         for method, path, body in operations(document):
             for value in EDGE_VALUES:
@@ -325,8 +330,7 @@ def test_every_edge_value_in_every_header_the_services_read_is_never_a_5xx(
 def test_any_header_or_query_parameter_is_never_a_5xx(
     service: str, document: dict[str, Any], request: pytest.FixtureRequest
 ) -> None:
-    base_url = request.getfixturevalue(f"{service}_live")
-    signed_in = as_bytes(bearer(1) if service == "api" else auth())
+    base_url, signed_in = live(service, request)
 
     @given(operation=st.sampled_from(operations(document)), headers=HEADERS, query=QUERY)
     @EDGES
