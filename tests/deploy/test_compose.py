@@ -142,7 +142,31 @@ def test_traces_go_to_jaegers_otlp_http_port() -> None:
         assert (
             COMPOSE["services"][service]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
         )
-    assert COMPOSE["services"]["jaeger"]["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"
+    jaeger = COMPOSE["services"]["jaeger"]
+    assert jaeger["image"].startswith(
+        "jaegertracing/jaeger:2."
+    )  # v1 (all-in-one) has reached its end of life
+    assert "--set=receivers.otlp.protocols.http.endpoint=0.0.0.0:4318" in jaeger["command"]
+
+
+def test_business_services_start_once_the_data_services_are_ready() -> None:
+    for service in SETTINGS:
+        port = COMPOSE["services"][service]["environment"]["PORT"]
+        check = " ".join(COMPOSE["services"][service]["healthcheck"]["test"])
+        assert f"http://127.0.0.1:{port}/health/ready" in check, service
+    for service in ("api_service", "worker_service", "bot_service"):
+        depends = COMPOSE["services"][service]["depends_on"]
+        for data in ("pg_data_service", "mongo_data_service"):
+            assert depends[data] == {"condition": "service_healthy"}, (service, data)
+
+
+def test_a_region_shown_on_a_page_defines_every_alias_it_uses() -> None:
+    """A reader copies one region: an alias (``*name``) whose anchor is outside it breaks the copy."""
+    text = (DEPLOY / "compose.yaml").read_text()
+    for name in re.findall(r"# --8<-- \[start:([\w-]+)\]", text):
+        region = text.split(f"# --8<-- [start:{name}]")[1].split(f"# --8<-- [end:{name}]")[0]
+        defined = set(re.findall(r"&([\w-]+)", region))
+        assert set(re.findall(r"\*([\w-]+)", region)) <= defined, name
 
 
 def test_only_the_api_and_grafana_are_published_and_every_secret_comes_from_the_environment() -> None:
@@ -159,5 +183,6 @@ def test_only_the_api_and_grafana_are_published_and_every_secret_comes_from_the_
         "GRAFANA_ADMIN_PASSWORD",
         "JWT_KEY",
         "METRICS_TOKEN",
+        "POSTGRES_PASSWORD",
     ):
         assert f"${{{variable}:?set {variable}}}" in text  # required: no default to forget
