@@ -105,6 +105,7 @@ async def test_with_a_scrape_token_metrics_answer_only_its_bearer() -> None:
                 {},
                 {"Authorization": "Bearer wrong-token"},
                 {"Authorization": "scrape-token-for-prometheus"},
+                {b"Authorization": b"Bearer \xff\xfe"},  # not UTF-8: refused, not a 500
             ):
                 answer = await client.get("/metrics", headers=refused)
                 assert answer.status_code == 401, (client.base_url, refused)

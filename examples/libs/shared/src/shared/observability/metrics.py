@@ -50,5 +50,7 @@ def may_scrape(authorization: str | None, token: SecretStr | None) -> bool:
         return True
     scheme, _, given = (authorization or "").partition(" ")
     expected = token.get_secret_value()
-    return scheme.lower() == "bearer" and secrets.compare_digest(given.encode(), expected.encode())
+    # surrogateescape: aiohttp hands undecodable header bytes on as lone surrogates; they must not raise.
+    presented = given.encode("utf-8", "surrogateescape")
+    return scheme.lower() == "bearer" and secrets.compare_digest(presented, expected.encode())
     # --8<-- [end:scrape-token]
