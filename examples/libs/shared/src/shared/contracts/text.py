@@ -21,7 +21,7 @@ def encodable(value: str) -> str:
 def printable(value: str) -> str:
     """Refuse control characters too (NUL, which PostgreSQL's text cannot hold, line breaks, bells):
     for a one-line value such as a name."""
-    if any(unicodedata.category(char) in ("Cc", "Cs") for char in encodable(value)):
+    if any(unicodedata.category(char) == "Cc" for char in encodable(value)):
         raise ValueError("text may not contain control characters (NUL, tab, line breaks)")
     return value
     # --8<-- [end:text]
