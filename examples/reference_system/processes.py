@@ -148,8 +148,12 @@ def plan(config: SystemConfig) -> list[list[Step]]:
     # --8<-- [end:plan]
 
 
-async def wait_ready(running: Running, timeout: float = 30) -> None:
-    """Poll the readiness URL until it answers 200; fail fast if the process exits."""
+async def wait_ready(running: Running, timeout: float = 60) -> None:
+    """Poll the readiness URL until it answers 200; fail fast if the process exits.
+
+    The bound is generous on purpose: importing aiogram builds some 630 pydantic models
+    (4-7 s for the bot on an idle 2-core machine, over 20 s when the cores are busy).
+    """
 
     def exited() -> str | None:
         code = running.process.returncode

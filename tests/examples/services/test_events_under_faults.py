@@ -34,7 +34,7 @@ import subprocess
 import sys
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -53,7 +53,7 @@ from pg_data_service.settings import Settings
 from reference_system.fake_telegram import FakeTelegram, fake_telegram
 from reference_system.ports import free_port
 from reference_system.processes import Running, wait_ready
-from reference_system.waiting import eventually
+from reference_system.waiting import Aborted, eventually
 from shared.events.envelope import Envelope
 from shared.events.topology import EVENTS, RETRY_DELAYS_MS, declare_all
 from tests.examples.libs.test_events import RedisProcess, close_all_connections
@@ -90,7 +90,10 @@ class Service:
                 sys.executable, "-m", self.module, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         self.running = Running(self.module, process, f"http://127.0.0.1:{self.env['PORT']}/health/ready")
-        await wait_ready(self.running)
+        try:
+            await wait_ready(self.running)
+        except (TimeoutError, Aborted) as error:
+            raise AssertionError(f"{error}; its log ends:\n{self.log.read_text()[-3000:]}") from None
 
     def pause(self) -> None:
         """Stop answering, as a hung process does: connections are accepted and never served."""
@@ -120,16 +123,22 @@ class Service:
 
 
 @asynccontextmanager
-async def running(*services: Service) -> AsyncIterator[None]:
-    """Start the services together; stop them in reverse order, each with SIGTERM and exit 0."""
-    async with asyncio.TaskGroup() as group:
-        for service in services:
-            group.create_task(service.start())
+async def running(*waves: Sequence[Service]) -> AsyncIterator[None]:
+    """Start the services wave by wave as the system does (data services, then their callers),
+    the services of a wave together; stop every started one in reverse order, each with
+    SIGTERM and exit 0, also when a start failed."""
+    started: list[Service] = []
     try:
+        for wave in waves:
+            started.extend(wave)
+            async with asyncio.TaskGroup() as group:
+                for service in wave:
+                    group.create_task(service.start())
         yield
     finally:
-        for service in reversed(services):
-            assert await service.stop() == 0, service.log.read_text()[-3000:]
+        for service in reversed(started):
+            if service.running is not None:
+                assert await service.stop() == 0, service.log.read_text()[-3000:]
 
 
 @pytest.fixture
@@ -240,7 +249,7 @@ async def run(scenario: Scenario, orders: int, deduplicate: bool) -> Seen:
             await tap.bind(EVENTS, key)
         telegram, telegram_url = await stack.enter_async_context(fake_telegram())
         pg_service, mongo_service, worker, bot = scenario.services(telegram_url, deduplicate)
-        await stack.enter_async_context(running(pg_service, mongo_service, worker, bot))
+        await stack.enter_async_context(running((pg_service, mongo_service), (worker, bot)))
         pg_url = f"http://127.0.0.1:{pg_service.env['PORT']}"
         pg = await stack.enter_async_context(httpx.AsyncClient(base_url=pg_url, headers=auth(), timeout=30))
         user = {"email": "load@example.org", "name": "Load", "telegram_chat_id": CHAT}
