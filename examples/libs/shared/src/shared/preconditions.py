@@ -18,7 +18,7 @@ def etag(version: int) -> str:
 
 
 # --8<-- [start:if-match]
-def expected_version(
+async def expected_version(
     if_match: Annotated[
         str | None, Header(alias="If-Match", max_length=40, description='The ETag you read, e.g. "3"')
     ] = None,

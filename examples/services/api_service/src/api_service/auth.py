@@ -65,7 +65,7 @@ async def current_user(
 type CurrentUser = Annotated[int, Depends(current_user)]
 
 
-def own(user_id: Annotated[Id, Path()], current: CurrentUser) -> int:
+async def own(user_id: Annotated[Id, Path()], current: CurrentUser) -> int:
     """``user_id`` if it is the caller's own; 404, as for a user that does not exist, if not."""
     if user_id != current:
         raise ProblemError(404, f"user {user_id} not found")

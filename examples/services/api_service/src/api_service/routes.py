@@ -46,17 +46,17 @@ def scoped(key: str, user_id: int) -> str:
 router = APIRouter()
 
 
-def pg(request: Request) -> PgDataClient:
+async def pg(request: Request) -> PgDataClient:
     client: PgDataClient = request.app.state.pg
     return client
 
 
-def mongo(request: Request) -> MongoDataClient:
+async def mongo(request: Request) -> MongoDataClient:
     client: MongoDataClient = request.app.state.mongo
     return client
 
 
-def users(request: Request) -> UserCache:
+async def users(request: Request) -> UserCache:
     cache: UserCache = request.app.state.users
     return cache
 
@@ -119,7 +119,7 @@ async def place_order(
 ) -> JSONResponse:
     """Place an order for yourself. ``Idempotency-Key`` is required: a client retrying a timed-out
     request must get the first order back, not a second one."""
-    await users.get(own(data.user_id, current))  # 404 for another user, or an unknown one
+    await users.get(await own(data.user_id, current))  # 404 for another user, or an unknown one
     order = await pg.create_order(data, idempotency_key=scoped(key, current))
     ORDERS_PLACED.inc()
     return JSONResponse(
