@@ -363,6 +363,23 @@ async def test_a_network_that_hangs_is_a_bounded_503_not_a_held_request(pg_setti
             proxy.resume()
 
 
+async def test_a_read_by_id_gives_up_when_the_callers_time_is_up(pg_settings: Settings) -> None:
+    """Reads by id take the read pool, not the session: the caller's time left (at least the 1 s
+    floor) bounds them there too, well before the 5 s statement timeout and the driver's 6 s."""
+    parts = urlsplit(str(pg_settings.database_url))
+    async with tcp_proxy((parts.hostname or "127.0.0.1", parts.port or 5432)) as proxy:
+        through = str(pg_settings.database_url).replace(f":{parts.port}/", f":{proxy.port}/")
+        settings = pg_settings.model_copy(update={"database_url": through})
+        async with in_process(create_app(settings), headers=auth()) as client:
+            assert (await client.get("/orders/999999")).status_code == 404  # connected, pooled
+            proxy.stall()
+            started = time.monotonic()
+            read = client.get("/orders/999999", headers={TIMEOUT_HEADER: "300"})
+            assert_problem(await asyncio.wait_for(read, timeout=10), 503)
+            assert time.monotonic() - started < 3
+            proxy.resume()
+
+
 async def test_the_callers_time_left_bounds_the_work_done_for_it(
     pg: httpx.AsyncClient, postgres_url: str
 ) -> None:

@@ -105,6 +105,9 @@ async def test_one_trace_covers_the_order_flow(
     for name, port in (("PATCH /orders/{order_id}", pg_port), ("POST /activity", mongo_port)):
         assert flow.descends(flow.one(name, SpanKind.SERVER, port=port), received)
     assert flow.parent(flow.one("domain.events,order.confirmed send", SpanKind.PRODUCER)) is received
+    # the worker's read of the order went through the read pool, which names its statement too
+    read = flow.one("GET /orders/{order_id}", SpanKind.SERVER, port=pg_port)
+    assert flow.descends(flow.one("SELECT orders", SpanKind.CLIENT), read)
     orphans = [s.name for s in flow.spans if s is not root and s.parent.span_id not in flow.by_id]  # type: ignore[union-attr]
     assert orphans == []
 

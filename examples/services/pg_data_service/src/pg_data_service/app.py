@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
@@ -16,6 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from pg_data_service.outbox import run_relay, watch_outbox
+from pg_data_service.reads import read_pool
 from pg_data_service.retention import run_retention
 from pg_data_service.routes import router
 from pg_data_service.settings import Settings
@@ -49,7 +51,9 @@ def create_app(settings: Settings, life: Lifecycle | None = None) -> FastAPI:
     observe_app(app, settings.metrics_token)
     app.add_exception_handler(DBAPIError, database_unavailable)
     app.add_exception_handler(PoolTimeout, database_unavailable)
-    app.add_exception_handler(OSError, database_unavailable)
+    app.add_exception_handler(OSError, database_unavailable)  # TimeoutError included
+    app.add_exception_handler(asyncpg.PostgresError, database_unavailable)  # the read pool's
+    app.add_exception_handler(asyncpg.InterfaceError, database_unavailable)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health_router(app.state.checks))
     app.include_router(router)
@@ -80,6 +84,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         trace_statements(engine)
         app.state.sessions = sessions = async_sessionmaker(engine, expire_on_commit=False)
         app.state.checks["postgresql"] = ping(engine)
+        app.state.read_pool = await stack.enter_async_context(read_pool(settings))  # reads by id
         jobs: dict[str, Job] = {
             "outbox_gauges": partial(watch_outbox, sessions),
             "retention": partial(run_retention, sessions, settings),
@@ -116,7 +121,7 @@ async def database_unavailable(request: Request, exc: Exception) -> JSONResponse
     match exc:
         case IntegrityError():
             return problem_response(Problem.of(409, "conflicts with stored data", instance=path))
-        case DataError():
+        case DataError() | asyncpg.DataError():
             return problem_response(Problem.of(422, "a value is out of range", instance=path))
     # What failed goes to the log; the answer names no exception class (it would tell anyone what runs here).
     log.warning("database unavailable for %s %s: %s: %s", request.method, path, type(exc).__name__, exc)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pg_data_service import telegram_links
 from pg_data_service.idempotency import create_once
+from pg_data_service.reads import Reads
 from pg_data_service.repository import OrderRepository, UserRepository
 from shared.auth import requires
 from shared.contracts.deadline import TIMEOUT_HEADER
@@ -60,6 +61,20 @@ async def session(request: Request, budget_ms: Budget = None) -> AsyncIterator[A
 type Session = Annotated[AsyncSession, Depends(session)]
 
 
+# --8<-- [start:hot-reads]
+async def reads(request: Request, budget_ms: Budget = None) -> Reads:
+    """The hot reads, bounded by the statement timeout or the caller's time left (at least
+    ``MIN_BUDGET_MS``), whichever is less."""
+    limit_ms = request.app.state.settings.statement_timeout_ms
+    if budget_ms is not None:
+        limit_ms = min(limit_ms, max(budget_ms, MIN_BUDGET_MS))
+    return Reads(request.app.state.read_pool, limit_ms / 1000)
+
+
+type HotReads = Annotated[Reads, Depends(reads)]
+# --8<-- [end:hot-reads]
+
+
 def created(body: dict[str, Any], replayed: bool, collection: str) -> JSONResponse:
     """201 with the resource's ETag and Location; a replayed answer says so in a header."""
     headers = {"ETag": etag(body["version"]), "Location": f"/{collection}/{body['id']}"}
@@ -96,8 +111,8 @@ async def create_user(
 
 
 @router.get("/users/{user_id}", response_model=User, tags=["users"], dependencies=[READS_USERS])
-async def get_user(user_id: PathId, db: Session, response: Response) -> User:
-    user = await UserRepository(db).get(user_id)
+async def get_user(user_id: PathId, db: HotReads, response: Response) -> User:
+    user = await db.user(user_id)
     response.headers["ETag"] = etag(user.version)
     return user
 
@@ -164,8 +179,8 @@ async def create_order(
 
 
 @router.get("/orders/{order_id}", response_model=Order, tags=["orders"], dependencies=[READS_ORDERS])
-async def get_order(order_id: PathId, db: Session, response: Response) -> Order:
-    order = await OrderRepository(db).get_order(order_id)
+async def get_order(order_id: PathId, db: HotReads, response: Response) -> Order:
+    order = await db.order(order_id)
     response.headers["ETag"] = etag(order.version)
     return order
 
