@@ -25,7 +25,7 @@ import aio_pika
 import asyncpg
 import matplotlib
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
-from publishing import OUTPUT, save, stamp
+from publishing import OUTPUT, loopback_database_url, loopback_url, save, stamp
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from patterns.testing.isolation import postgres_database, rabbitmq_vhost
@@ -154,8 +154,8 @@ async def run(server_url: str, database_url: str) -> dict[str, Any]:
 def main() -> None:
     results = asyncio.run(
         run(
-            os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"),
-            os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+            loopback_url("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ"),
+            loopback_database_url(),
         )
     )
     date, machine = stamp()

@@ -22,17 +22,14 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-from publishing import save, stamp
+from publishing import loopback_database_url, loopback_url, save, stamp
 
 from patterns.testing.isolation import postgres_database, rabbitmq_vhost, redis_namespace
-from reference_system.ports import free_port, port_is_open
+from reference_system.ports import free_port
 from reference_system.processes import PORT_VARIABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
-DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 PAGE = 4096
 
 
@@ -104,18 +101,18 @@ async def one_start(env: dict[str, str], api_port: int) -> tuple[float, dict[str
 
 
 async def run() -> dict[str, Any]:
-    for url in (DATABASE_URL, REDIS_URL, RABBITMQ_URL):
-        if not port_is_open(url):
-            raise SystemExit(f"footprint: nothing answers at {url}; start it (or set its *_URL variable)")
+    database_url = loopback_database_url()
+    redis_url = loopback_url("REDIS_URL", "redis://127.0.0.1:6379/0", "Redis")
+    rabbitmq_url = loopback_url("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ")
     rounds = []
     for _ in range(ROUNDS):
         ports = {name: free_port() for name in PORT_VARIABLES.values()}
         async with AsyncExitStack() as scratch:
             env = {
-                "DATABASE_URL": await scratch.enter_async_context(postgres_database(DATABASE_URL)),
-                "REDIS_URL": REDIS_URL,
-                "CACHE_PREFIX": await scratch.enter_async_context(redis_namespace(REDIS_URL)),
-                "RABBITMQ_URL": await scratch.enter_async_context(rabbitmq_vhost(RABBITMQ_URL)),
+                "DATABASE_URL": await scratch.enter_async_context(postgres_database(database_url)),
+                "REDIS_URL": redis_url,
+                "CACHE_PREFIX": await scratch.enter_async_context(redis_namespace(redis_url)),
+                "RABBITMQ_URL": await scratch.enter_async_context(rabbitmq_vhost(rabbitmq_url)),
                 "MONGODB_DATABASE": "footprint",
             } | {name: str(port) for name, port in ports.items()}
             rounds.append(await one_start(env, ports["API_PORT"]))

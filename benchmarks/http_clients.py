@@ -31,7 +31,7 @@ import asyncpg
 import httpx
 import httpx_aiohttp
 import matplotlib
-from publishing import OUTPUT, save, stamp
+from publishing import OUTPUT, loopback_database_url, save, stamp
 from pyreqwest.client import ClientBuilder
 
 from patterns.testing.isolation import postgres_database
@@ -223,7 +223,7 @@ def plot(results: dict[str, Any], title: str, target: Path) -> None:
 
 
 def main() -> None:
-    server_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    server_url = loopback_database_url()
     results = asyncio.run(run(server_url))
     date, machine = stamp()
     print(f"{date} · {machine}\n")

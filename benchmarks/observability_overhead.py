@@ -36,7 +36,7 @@ import aiohttp
 import asyncpg
 import matplotlib
 from http_clients import REQUESTS, exited, measure, start_service
-from publishing import OUTPUT, save, stamp
+from publishing import OUTPUT, loopback_database_url, save, stamp
 
 from patterns.testing.isolation import postgres_database
 from reference_system.ports import free_port, port_is_open
@@ -161,7 +161,7 @@ def plot(results: dict[str, Any], title: str, target: Path) -> None:
 
 
 def main() -> None:
-    server_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    server_url = loopback_database_url()
     results = asyncio.run(run(server_url))
     date, machine = stamp()
     print(f"{date} · {machine}\n")

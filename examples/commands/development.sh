@@ -78,6 +78,14 @@ uv run python benchmarks/event_publishing.py
 uv run python benchmarks/observability_overhead.py
 # --8<-- [end:bench-observability]
 
+# --8<-- [start:bench-hop]
+uv run python benchmarks/hop.py
+# --8<-- [end:bench-hop]
+
+# --8<-- [start:bench-cache]
+uv run python benchmarks/user_cache.py
+# --8<-- [end:bench-cache]
+
 # --8<-- [start:bench-footprint]
 uv run python benchmarks/footprint.py
 # --8<-- [end:bench-footprint]

@@ -258,6 +258,37 @@ def exercise_bench_events(tmp_path: Path, request: pytest.FixtureRequest) -> Non
     assert (tmp_path / "docs" / "assets" / "benchmarks" / "event_publishing.png").stat().st_size > 10_000
 
 
+def exercise_bench_hop(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    if shutil.which("wrk") is None:
+        skip_or_fail("wrk is not installed (Debian: apt-get install wrk)")
+    output = ok(run(f"BENCH_SCALE=0.05 BENCH_ROUNDS=1 BENCH_OUTPUT_DIR={tmp_path} {command('bench-hop')}"))
+    assert "| pg_data_service as deployed |" in output
+    results = json.loads((tmp_path / "benchmarks" / "results" / "hop.json").read_text())["results"]
+    assert results["minimal"]["ratio"] == 1
+    assert results["pg_data_service as deployed"]["req_per_s"] > 0
+    assert (tmp_path / "docs" / "assets" / "benchmarks" / "hop.png").stat().st_size > 10_000
+    # Bad input: a benchmark loads what it reaches, so it refuses anything past loopback, and names
+    # a server that is not running instead of printing a driver's traceback.
+    elsewhere = run(f"DATABASE_URL=postgresql://postgres@db.example.org/test {command('bench-hop')}")
+    assert elsewhere.returncode == 1
+    assert "DATABASE_URL points at 'db.example.org'; benchmarks run against loopback only" in elsewhere.stderr
+    down = run(f"DATABASE_URL=postgresql://postgres@127.0.0.1:{free_port()}/test {command('bench-hop')}")
+    assert down.returncode == 1
+    assert "PostgreSQL is not running at 127.0.0.1:" in down.stderr
+    assert "Traceback" not in down.stderr
+
+
+def exercise_bench_cache(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    output = ok(run(f"BENCH_SCALE=0.01 BENCH_ROUNDS=1 BENCH_OUTPUT_DIR={tmp_path} {command('bench-cache')}"))
+    results = json.loads((tmp_path / "benchmarks" / "results" / "user_cache.json").read_text())["results"]
+    assert set(results) == {"hit", "miss", "Redis down", "data service underneath"}
+    assert results["miss"]["req_per_s"] is None  # misses are timed one at a time only
+    assert results["hit"]["req_per_s"] > 0
+    assert "| Redis down |" in output
+    kept = (tmp_path / "benchmarks" / "results" / "user_cache.md").read_text()
+    assert kept.startswith("# The API's user read")
+
+
 def exercise_bench_footprint(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     output = ok(run(f"BENCH_ROUNDS=1 BENCH_OUTPUT_DIR={tmp_path} {command('bench-footprint')}"))
     assert "| `python -m reference_system` ready (all five) |" in output
@@ -320,6 +351,8 @@ EXERCISES: dict[str, Exercise] = {
     "bench-isolation": exercise_bench_isolation,
     "bench-events": exercise_bench_events,
     "bench-observability": exercise_bench_observability,
+    "bench-hop": exercise_bench_hop,
+    "bench-cache": exercise_bench_cache,
     "bench-footprint": exercise_bench_footprint,
     "bench-dashboards": exercise_bench_dashboards,
     "bench-dev-loop": exercise_bench_dev_loop,
