@@ -37,11 +37,10 @@ from typing import Any
 
 import asyncpg
 import matplotlib
-from http_clients import TOKEN, exited, measure, start_service
+from http_clients import TOKEN, database_with_a_user, exited, measure, start_service
 from observability_overhead import start_sink
 from publishing import OUTPUT, keep, loopback_database_url, save, stamp
 
-from patterns.testing.isolation import postgres_database
 from reference_system.ports import free_port
 from reference_system.waiting import eventually_blocking
 
@@ -115,17 +114,9 @@ def measured(name: str, database_url: str, sink_url: str, user_id: int) -> dict[
 
 
 async def run(server_url: str) -> dict[str, Any]:
-    from pg_data_service.migrate import upgrade
-
     sink, sink_url = start_sink()
     try:
-        async with postgres_database(server_url) as database_url:
-            await asyncio.to_thread(upgrade, database_url)
-            connection = await asyncpg.connect(database_url)
-            user_id = await connection.fetchval(
-                "INSERT INTO users (email, name, version) VALUES ('hop@example.org', 'Hop', 1) RETURNING id"
-            )
-            await connection.close()
+        async with database_with_a_user(server_url) as (database_url, user_id):
             rounds = []
             for round_number in range(ROUNDS):  # interleaved, so a noisy minute hits every set-up alike
                 measurements = {name: measured(name, database_url, sink_url, user_id) for name in SETUPS}

@@ -22,7 +22,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +118,9 @@ def exited(process: subprocess.Popen[bytes]) -> Callable[[], str | None]:
     return lambda: None if process.poll() is None else f"exited with {process.returncode}"
 
 
-async def run(server_url: str) -> dict[str, Any]:
+@asynccontextmanager
+async def database_with_a_user(server_url: str) -> AsyncIterator[tuple[str, int]]:
+    """A scratch database on ``server_url``, migrated, holding one user; yields its URL and the user's id."""
     from pg_data_service.migrate import upgrade
 
     async with postgres_database(server_url) as database_url:
@@ -127,6 +130,11 @@ async def run(server_url: str) -> dict[str, Any]:
             "INSERT INTO users (email, name, version) VALUES ('bench@example.org', 'Bench', 1) RETURNING id"
         )
         await connection.close()
+        yield database_url, int(user_id)
+
+
+async def run(server_url: str) -> dict[str, Any]:
+    async with database_with_a_user(server_url) as (database_url, user_id):
         results: dict[str, Any] = {}
         for kind in SERVERS:
             port = free_port()

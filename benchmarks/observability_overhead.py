@@ -33,12 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import matplotlib
-from http_clients import REQUESTS, exited, measure, start_service
+from http_clients import REQUESTS, database_with_a_user, exited, measure, start_service
 from publishing import OUTPUT, loopback_database_url, save, stamp
 
-from patterns.testing.isolation import postgres_database
 from reference_system.ports import free_port, port_is_open
 from reference_system.waiting import eventually_blocking
 
@@ -73,17 +71,9 @@ def batches(sink_url: str) -> int:
 
 
 async def run(server_url: str) -> dict[str, Any]:
-    from pg_data_service.migrate import upgrade
-
     sink, sink_url = start_sink()
     try:
-        async with postgres_database(server_url) as database_url:
-            await asyncio.to_thread(upgrade, database_url)
-            connection = await asyncpg.connect(database_url)
-            user_id = await connection.fetchval(
-                "INSERT INTO users (email, name, version) VALUES ('o@example.org', 'O', 1) RETURNING id"
-            )
-            await connection.close()
+        async with database_with_a_user(server_url) as (database_url, user_id):
             rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in SETUPS}
             for round_number in range(ROUNDS):  # interleaved, so a noisy minute hits every set-up alike
                 for name, settings in SETUPS.items():
