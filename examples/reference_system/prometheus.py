@@ -34,13 +34,20 @@ JOBS = {
 }
 
 
-def loopback_config(ports: Ports, token_file: Path, interval: str = "1s") -> dict[str, Any]:
-    """The deployed ``prometheus.yml``, its targets moved to ``ports`` on 127.0.0.1 and its scrape
-    token read from ``token_file``."""
-    config: dict[str, Any] = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+def loopback_config(
+    ports: Ports,
+    token_file: Path,
+    interval: str = "1s",
+    alertmanager: str | None = None,
+    deploy: Path = DEPLOY,
+) -> dict[str, Any]:
+    """``prometheus.yml`` from ``deploy`` (the deployed one), its targets moved to ``ports`` on
+    127.0.0.1, its scrape token read from ``token_file``, its alerts sent to ``alertmanager``
+    (``host:port``; nowhere if None)."""
+    config: dict[str, Any] = yaml.safe_load((deploy / "prometheus.yml").read_text())
     targets = {JOBS[name]: f"127.0.0.1:{port}" for name, port in asdict(ports).items()}
     config["global"].update(scrape_interval=interval, evaluation_interval=interval)
-    config["rule_files"] = [str(DEPLOY / path) for path in config["rule_files"]]
+    config["rule_files"] = [str(deploy / path) for path in config["rule_files"]]
     config["scrape_configs"] = [
         job
         | {"static_configs": [{"targets": [targets[job["job_name"]]]}]}
@@ -48,14 +55,24 @@ def loopback_config(ports: Ports, token_file: Path, interval: str = "1s") -> dic
         for job in config["scrape_configs"]
         if job["job_name"] in targets
     ]
+    if alertmanager is None:
+        del config["alerting"]
+    else:
+        config["alerting"]["alertmanagers"][0]["static_configs"] = [{"targets": [alertmanager]}]
     return config
 
 
 @asynccontextmanager
 async def running_prometheus(
-    ports: Ports, metrics_token: str, directory: Path, interval: str = "1s"
+    ports: Ports,
+    metrics_token: str,
+    directory: Path,
+    interval: str = "1s",
+    alertmanager: str | None = None,
+    deploy: Path = DEPLOY,
 ) -> AsyncIterator[str]:
-    """Start ``prometheus`` (Debian: ``apt-get install prometheus``) scraping with ``metrics_token``;
+    """Start ``prometheus`` (Debian: ``apt-get install prometheus``) with the config and rules in
+    ``deploy``, scraping with ``metrics_token``, sending alerts to ``alertmanager`` if given;
     yield its base URL."""
     binary = shutil.which("prometheus")
     if binary is None:
@@ -63,7 +80,8 @@ async def running_prometheus(
     token_file = directory / "metrics_token"
     token_file.write_text(metrics_token)
     token_file.chmod(0o600)
-    (directory / "prometheus.yml").write_text(yaml.safe_dump(loopback_config(ports, token_file, interval)))
+    config = loopback_config(ports, token_file, interval, alertmanager, deploy)
+    (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         binary,
