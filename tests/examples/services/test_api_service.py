@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -21,9 +22,11 @@ from api_service.settings import EndUserTokens, Settings
 from api_service.token import main as token_command
 from patterns.testing.pytest_fixtures import RedisTarget
 from patterns.testing.servers import in_process, serving
+from patterns.testing.tcp_proxy import tcp_proxy
 from pg_data_service.app import create_app as create_pg_app
 from pg_data_service.settings import Settings as PgSettings
 from reference_system.ports import free_port
+from reference_system.waiting import eventually
 from shared.clients.pg import PgDataClient
 from shared.contracts.pg import User
 from tests.examples.services.conftest import TOKENS
@@ -181,6 +184,41 @@ async def test_redis_down_degrades_to_reading_through(pg_url: str, mongo_url: st
         assert (await api.get(f"/users/{user['id']}")).json() == user
         updated = await api.patch(f"/users/{user['id']}", json={"name": "B"}, headers={"If-Match": '"1"'})
         assert updated.status_code == 200
+
+
+async def test_a_hanging_redis_costs_one_try_per_window_not_two_per_read(
+    pg_url: str, mongo_url: str, redis_target: RedisTarget
+) -> None:
+    """Redis stops answering (a stalled proxy): the first read waits out its 0.5 s timeout and opens
+    the window; the reads after it leave Redis alone. Counted where Redis would see it: connections
+    made through the proxy (a timed-out connection is dropped, so every try makes a new one). When
+    Redis answers again, the first read after the window uses it again."""
+    parts = urlsplit(redis_target.url)
+    async with tcp_proxy((parts.hostname or "127.0.0.1", parts.port or 6379)) as proxy:
+        through = RedisTarget(
+            redis_target.url.replace(f":{parts.port}/", f":{proxy.port}/"), redis_target.prefix
+        )
+        settings = api_settings(pg_url, mongo_url, through, user_cache_breaker_seconds=2.0)
+        async with in_process(create_app(settings)) as api:
+            user = await sign_up(api)
+            path = f"/users/{user['id']}"
+            assert (await api.get(path)).json() == user  # a miss that fills the cache
+            proxy.stall()
+            tries = len(proxy.routed)
+            for _ in range(10):
+                assert (await api.get(path)).json() == user  # answered by the data service
+            assert len(proxy.routed) - tries <= 2  # without the window: a try per read, and a fill
+            proxy.resume()
+            redis = Redis.from_url(redis_target.url)
+            key = UserCache(redis, None, redis_target.prefix, 300).key(user["id"])  # type: ignore[arg-type]
+            await redis.delete(key)
+
+            async def filled_again() -> bool:
+                await api.get(path)
+                return bool(await redis.exists(key))
+
+            await eventually(filled_again, "reads using Redis again", timeout=10, interval=0.2)
+            await redis.aclose()
 
 
 @pytest.mark.parametrize(

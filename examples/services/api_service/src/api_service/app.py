@@ -55,7 +55,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.push_async_callback(redis.aclose)
         app.state.pg, app.state.mongo = await stack.enter_async_context(data_clients(settings))
         pg = app.state.pg
-        app.state.users = UserCache(redis, pg, settings.cache_prefix, settings.user_cache_ttl_seconds)
+        app.state.users = UserCache(
+            redis,
+            pg,
+            settings.cache_prefix,
+            settings.user_cache_ttl_seconds,
+            breaker_seconds=settings.user_cache_breaker_seconds,
+        )
         app.state.checks.update(needed(pg))  # activity (MongoDB) is optional: 503 on its route only
         yield
         # --8<-- [end:factory]

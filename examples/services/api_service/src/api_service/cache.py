@@ -14,7 +14,10 @@ one process share one read (single flight), and TTLs carry ±10 % jitter, so a h
 expires, or keys written together, do not send a stampede to the data service.
 
 Redis is an optimisation here, never a dependency: if it is down, reads go straight to the
-data service and the API stays up.
+data service and the API stays up. After a failed read or fill, reads leave Redis alone for
+``breaker_seconds`` (then try it again), so an outage costs one timeout and one warning per
+window, not two of each per request; writes' stores and tombstones are always tried, since a
+skipped one could leave an old version behind.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ import hashlib
 import json
 import logging
 import random
+import time
+from collections.abc import Callable
+from functools import partial
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
@@ -55,23 +61,41 @@ return 1
 # --8<-- [start:cache-aside]
 class UserCache:
     def __init__(
-        self, redis: Redis, pg: PgDataClient, prefix: str, ttl_seconds: int, tombstone_seconds: int = 10
+        self,
+        redis: Redis,
+        pg: PgDataClient,
+        prefix: str,
+        ttl_seconds: int,
+        tombstone_seconds: int = 10,
+        breaker_seconds: float = 5.0,
     ) -> None:
         self.redis, self.pg, self.prefix, self.ttl = redis, pg, prefix, ttl_seconds
         self.tombstone_seconds = tombstone_seconds  # longer than a read through can take
+        self.breaker_seconds = breaker_seconds  # how long reads leave Redis alone after it failed
         self._set_if_newer = redis.register_script(SET_IF_NEWER)
         self._flights: dict[int, asyncio.Future[User]] = {}
+        self._skip_until = 0.0  # time.monotonic() until which reads do not try Redis
 
     def key(self, user_id: int) -> str:
         return f"{self.prefix}user:{SCHEMA}:{user_id}"
 
+    def _redis_usable(self) -> bool:
+        return time.monotonic() >= self._skip_until
+
+    def _redis_failed(self, what: str, error: RedisError) -> None:
+        """Count it; warn once, when the window opens; leave Redis alone for the window."""
+        CACHE.labels("user", "error").inc()
+        if self._redis_usable():
+            log.warning("cache %s failed; reads skip Redis for %g s: %s", what, self.breaker_seconds, error)
+        self._skip_until = time.monotonic() + self.breaker_seconds
+
     async def get(self, user_id: int) -> User:
-        try:
-            cached = await self.redis.get(self.key(user_id))
-        except RedisError as error:
-            CACHE.labels("user", "error").inc()
-            log.warning("cache read failed, reading through: %s", error)
-            cached = None
+        cached = None
+        if self._redis_usable():
+            try:
+                cached = await self.redis.get(self.key(user_id))
+            except RedisError as error:
+                self._redis_failed("read", error)
         if body := body_of(cached):  # a tombstone has none: a miss
             try:
                 user = User.model_validate_json(body)
@@ -92,10 +116,11 @@ class UserCache:
 
     async def _fetch(self, user_id: int) -> User:
         user = await self.pg.get_user(user_id)
-        await self.store(user)
+        if self._redis_usable():  # a fill is only an optimisation: skipped while Redis is failing
+            await self.store(user, on_failure=partial(self._redis_failed, "fill"))
         return user
 
-    async def store(self, user: User) -> None:
+    async def store(self, user: User, on_failure: Callable[[RedisError], None] | None = None) -> None:
         """Cache ``user`` unless the cache holds the same or a newer version (or a tombstone)."""
         ttl = round(self.ttl * random.uniform(0.9, 1.1))  # noqa: S311 - jitter, not crypto
         try:
@@ -103,7 +128,10 @@ class UserCache:
                 keys=[self.key(user.id)], args=[user.version, user.model_dump_json(), ttl]
             )
         except RedisError as error:
-            log.warning("cache write failed: %s", error)
+            if on_failure is None:
+                log.warning("cache write failed: %s", error)
+            else:
+                on_failure(error)
 
     async def forget(self, user_id: int) -> None:
         """After a write whose outcome is unknown: no copy for ``tombstone_seconds``, whoever read what."""

@@ -25,6 +25,8 @@ class Settings(DataClientSettings, EndUserTokens):
     redis_url: RedisDsn = RedisDsn("redis://127.0.0.1:6379/0")
     cache_prefix: str = "api:"
     user_cache_ttl_seconds: Annotated[int, Field(ge=1, le=86_400)] = 300
+    # After Redis fails a read, reads leave it alone this long (0: try it on every read).
+    user_cache_breaker_seconds: Annotated[float, Field(ge=0, le=300)] = 5.0
     max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
     openapi_ui: bool = (
         True  # /docs, /redoc and /openapi.json; the deploy files turn them off on the public port
