@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -63,25 +64,31 @@ SETUPS: dict[str, tuple[str, dict[str, str]]] = {
     "pg_data_service, telemetry off": (SERVICE, {"OTEL_SDK_DISABLED": "true"}),
     "pg_data_service as deployed": (SERVICE, {}),
 }
+# The write (POST /orders, idempotency key and outbox row in one transaction), on these.
+WRITES = ("minimal", "pg_data_service, telemetry off", "pg_data_service as deployed")
 if SCALE < 0.1:  # a run that only proves the script works (the test suite's) measures the two ends
     SETUPS = {name: SETUPS[name] for name in ("minimal", "pg_data_service as deployed")}
+    WRITES = ("minimal", "pg_data_service as deployed")
+POST_ORDERS = Path(__file__).with_name("post_orders.lua")
 WRK_LATENCY = re.compile(r"^\s+50%\s+([\d.]+)(us|ms|s)$", re.MULTILINE)
 UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def wrk(url: str, connections: int) -> dict[str, float]:
-    """``wrk`` against ``url``: req/s and p50 in ms. Any non-2xx answer makes the run invalid."""
+def wrk(url: str, connections: int, script: list[str] | None = None) -> dict[str, float]:
+    """``wrk`` against ``url`` (GET, or what ``script``, ``[lua file, *its arguments]``, sends):
+    req/s and p50 in ms. Any answer that is not a 2xx makes the run invalid."""
     threads = min(connections, 2)
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{SECONDS}s", "--latency", "--timeout", "5s"]
+    scripted = ["-s", script[0], url, "--", *script[1:]] if script else [url]
     out = subprocess.run(
-        [*command, "-H", f"Authorization: Bearer {TOKEN}", url],
+        [*command, "-H", f"Authorization: Bearer {TOKEN}", *scripted],
         capture_output=True,
         text=True,
         check=True,
         timeout=SECONDS + 30,
     ).stdout
     if "Non-2xx" in out or "Socket errors" in out:
-        raise SystemExit(f"wrk saw errors from {url}, so the figures would not be a read's:\n{out}")
+        raise SystemExit(f"wrk saw errors from {url}, so the figures would not be what they say:\n{out}")
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     p50 = WRK_LATENCY.search(out)
     if rps is None or p50 is None:
@@ -107,7 +114,13 @@ def measured(name: str, database_url: str, sink_url: str, user_id: int) -> dict[
     try:
         url = f"http://127.0.0.1:{port}/users/{user_id}"
         eventually_blocking(partial(answers, url), f"{name} answering", timeout=60, abort=exited(process))
-        return {"c16": wrk(url, 16), "c1": wrk(url, 1)}
+        measured = {"c16": wrk(url, 16), "c1": wrk(url, 1)}
+        if name in WRITES:  # every key new: this run, this set-up, this concurrency
+            posts = [str(POST_ORDERS), "", str(user_id), TOKEN]
+            for connections in (16, 1):
+                posts[1] = f"{secrets.token_hex(4)}-{connections}"
+                measured[f"write c{connections}"] = wrk(f"http://127.0.0.1:{port}", connections, posts)
+        return measured
     finally:
         process.terminate()
         process.wait(timeout=15)
@@ -138,25 +151,29 @@ def answers(url: str) -> bool:
         return False
 
 
+def median_round(rounds: list[dict[str, Any]], name: str, loaded: str, alone: str) -> dict[str, Any]:
+    """``name``'s round with the median throughput ratio to the minimal service of that round."""
+    ranked = sorted(
+        (
+            {
+                "req_per_s": r[name][loaded]["req_per_s"],
+                "p50_ms": r[name][alone]["p50_ms"],
+                "ratio": r[name][loaded]["req_per_s"] / r["minimal"][loaded]["req_per_s"],
+            }
+            for r in rounds
+        ),
+        key=lambda m: m["ratio"],
+    )
+    return ranked[len(ranked) // 2] | {"ratio_rounds": [round(m["ratio"], 2) for m in ranked]}
+
+
 def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per set-up: the round with its median throughput ratio to the minimal service of that round."""
-    results: dict[str, Any] = {}
+    direct = sorted(r["direct asyncpg"]["c1"]["p50_ms"] for r in rounds)[len(rounds) // 2]
+    results: dict[str, Any] = {"direct asyncpg": {"p50_ms": direct}}
     for name in SETUPS:
-        ranked = sorted(
-            (
-                {
-                    "req_per_s": r[name]["c16"]["req_per_s"],
-                    "p50_ms": r[name]["c1"]["p50_ms"],
-                    "ratio": r[name]["c16"]["req_per_s"] / r["minimal"]["c16"]["req_per_s"],
-                    "above_direct_ms": r[name]["c1"]["p50_ms"] - r["direct asyncpg"]["c1"]["p50_ms"],
-                }
-                for r in rounds
-            ),
-            key=lambda m: m["ratio"],
-        )
-        results[name] = ranked[len(ranked) // 2] | {"ratio_rounds": [round(m["ratio"], 2) for m in ranked]}
-    direct = sorted(r["direct asyncpg"]["c1"]["p50_ms"] for r in rounds)
-    results["direct asyncpg"] = {"p50_ms": direct[len(direct) // 2]}
+        results[name] = median_round(rounds, name, "c16", "c1")
+        results[name]["above_direct_ms"] = results[name]["p50_ms"] - direct
+    results["writes"] = {name: median_round(rounds, name, "write c16", "write c1") for name in WRITES}
     return results
 
 
@@ -173,6 +190,16 @@ def report(results: dict[str, Any]) -> str:
             f"| {name} | {m['req_per_s']:,.0f} | {m['ratio']:.2f} | {rounds} | {1e6 / m['req_per_s']:,.0f} "
             f"| {m['p50_ms']:.2f} | +{m['above_direct_ms']:.2f} ms |"
         )
+    lines += [
+        "",
+        "POST /orders (idempotency key, order and outbox row in one transaction):",
+        "",
+        "| set-up | req/s (c=16) | vs minimal | each round | p50 ms (c=1) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, m in results["writes"].items():
+        rounds = ", ".join(f"{r:.2f}" for r in m["ratio_rounds"])
+        lines.append(f"| {name} | {m['req_per_s']:,.0f} | {m['ratio']:.2f} | {rounds} | {m['p50_ms']:.2f} |")
     return "\n".join(lines)
 
 

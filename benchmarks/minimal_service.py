@@ -14,24 +14,32 @@ and by ``hop.py``, which adds one lever at a time:
 * ``AUTH=1``: the data service's bearer-token check (``SERVICE_TOKENS``) on the route;
 * ``DEPENDENCY=def``: one dependency that does nothing, written as a plain ``def`` (FastAPI
   runs those in its thread pool).
+
+``POST /orders`` is the write ``hop.py`` compares with the data service's: the same transaction
+(claim the idempotency key, check the user, insert the order and its ``order.placed`` outbox
+row, store the answer under the key) in plain asyncpg, with no auth, ORM or problem details.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from decimal import Decimal
+from typing import Annotated, Any
 
 import asyncpg
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Header, HTTPException
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from pg_data_service.settings import asyncpg_url
 from pg_data_service.tables import UserRow
 from shared.auth import CallerAuth, requires
-from shared.contracts.pg import User
+from shared.contracts.pg import Order, OrderCreate, User
+from shared.events.envelope import OrderPlaced, new_event
+from shared.idempotency import request_digest
 from shared.observability.http_server import RedMetrics, metrics_router, observe_app
 from shared.observability.setup import observe_process
 from shared.settings import ServiceSettings, parse_service_tokens
@@ -39,9 +47,15 @@ from shared.settings import ServiceSettings, parse_service_tokens
 COLUMNS = ", ".join(User.model_fields)
 
 
+async def jsonb_as_json(connection: asyncpg.Connection) -> None:
+    await connection.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    app.state.pool = await asyncpg.create_pool(os.environ["DATABASE_URL"], min_size=4, max_size=16)
+    app.state.pool = await asyncpg.create_pool(
+        os.environ["DATABASE_URL"], min_size=4, max_size=16, init=jsonb_as_json
+    )
     engine = create_async_engine(asyncpg_url(os.environ["DATABASE_URL"]), pool_size=10, pool_pre_ping=True)
     app.state.sessions = async_sessionmaker(engine, expire_on_commit=False)
     yield
@@ -89,3 +103,30 @@ else:
     @app.get("/users/{user_id}", dependencies=dependencies)
     async def get_user(user_id: int) -> dict[str, Any]:
         return await read(user_id)
+
+
+CLAIM = """INSERT INTO idempotency_keys (caller, key, request_hash) VALUES ('api', $1, $2)
+ON CONFLICT DO NOTHING RETURNING key"""
+ORDER = """INSERT INTO orders (user_id, items, total, status, version) VALUES ($1, $2, $3, 'placed', 1)
+RETURNING id, user_id, items, total, status, created_at, version"""
+OUTBOX = "INSERT INTO outbox (event_id, event_type, envelope) VALUES ($1, $2, $3)"
+ANSWER = "UPDATE idempotency_keys SET response = $2 WHERE caller = 'api' AND key = $1"
+
+
+@app.post("/orders", status_code=201)
+async def place(order: OrderCreate, key: Annotated[str, Header(alias="Idempotency-Key")]) -> dict[str, Any]:
+    async with app.state.pool.acquire() as connection, connection.transaction():
+        if await connection.fetchval(CLAIM, key, request_digest(order)) is None:
+            answer: dict[str, Any] = await connection.fetchval(
+                "SELECT response FROM idempotency_keys WHERE caller = 'api' AND key = $1", key
+            )
+            return answer
+        if not await connection.fetchval("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)", order.user_id):
+            raise HTTPException(422, f"user {order.user_id} does not exist")
+        items = [item.model_dump(mode="json") for item in order.items]
+        row = await connection.fetchrow(ORDER, order.user_id, items, order.total.quantize(Decimal("0.01")))
+        event = new_event(OrderPlaced(order_id=row["id"], user_id=row["user_id"], total=row["total"]))
+        await connection.execute(OUTBOX, event.id, event.type, event.model_dump(mode="json"))
+        body = Order.model_validate(dict(row)).model_dump(mode="json")
+        await connection.execute(ANSWER, key, body)
+    return body

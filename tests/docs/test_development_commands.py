@@ -266,6 +266,7 @@ def exercise_bench_hop(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     results = json.loads((tmp_path / "benchmarks" / "results" / "hop.json").read_text())["results"]
     assert results["minimal"]["ratio"] == 1
     assert results["pg_data_service as deployed"]["req_per_s"] > 0
+    assert results["writes"]["pg_data_service as deployed"]["req_per_s"] > 0  # POST /orders, all 201
     assert (tmp_path / "docs" / "assets" / "benchmarks" / "hop.png").stat().st_size > 10_000
     # Bad input: a benchmark loads what it reaches, so it refuses anything past loopback, and names
     # a server that is not running instead of printing a driver's traceback.
