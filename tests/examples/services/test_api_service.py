@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 from redis.asyncio import Redis
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api_service.app import create_app
 from api_service.auth import EndUsers, issue
@@ -184,6 +185,43 @@ async def test_redis_down_degrades_to_reading_through(pg_url: str, mongo_url: st
         assert (await api.get(f"/users/{user['id']}")).json() == user
         updated = await api.patch(f"/users/{user['id']}", json={"name": "B"}, headers={"If-Match": '"1"'})
         assert updated.status_code == 200
+
+
+class Calls:
+    """The data service behind a recorder: every request it receives, as ``METHOD /path``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app, self.seen = app, list[str]()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith("/health"):
+            self.seen.append(f"{scope['method']} {scope['path']}")
+        await self.app(scope, receive, send)
+
+    def take(self) -> list[str]:
+        seen, self.seen = self.seen, []
+        return seen
+
+
+async def test_each_use_case_calls_the_data_service_once_per_record_never_once_per_item(
+    pg_app: FastAPI, mongo_url: str, redis_target: RedisTarget
+) -> None:
+    """No N+1 hops: counted where they would land, at the data service."""
+    calls = Calls(pg_app)
+    async with (
+        serving(calls) as pg_url,
+        in_process(create_app(api_settings(pg_url, mongo_url, redis_target))) as api,
+    ):
+        user = await sign_up(api)
+        assert calls.take() == ["POST /users"]
+        order = {"user_id": user["id"], "items": [ITEMS[0] | {"sku": f"book-{n}"} for n in range(5)]}
+        placed = await api.post("/orders", json=order, headers={"Idempotency-Key": "n-plus-one-0001"})
+        assert placed.status_code == 201
+        assert calls.take() == [f"GET /users/{user['id']}", "POST /orders"]  # five lines, one write
+        await api.post("/orders", json=order, headers={"Idempotency-Key": "n-plus-one-0002"})
+        assert calls.take() == ["POST /orders"]  # the user is cached now
+        assert len((await api.get(f"/users/{user['id']}/orders")).json()["items"]) == 2
+        assert calls.take() == ["GET /orders"]  # a page of orders is one call, however many
 
 
 async def test_a_hanging_redis_costs_one_try_per_window_not_two_per_read(
