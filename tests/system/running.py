@@ -50,6 +50,7 @@ class ExportedSpan:
     trace_id: str
     span_id: str
     parent_id: str
+    instance: str = ""  # service.instance.id, where the process was given one (OTEL_RESOURCE_ATTRIBUTES)
 
 
 @dataclass
@@ -70,6 +71,7 @@ class OtlpReceiver:
                         span.trace_id.hex(),
                         span.span_id.hex(),
                         span.parent_span_id.hex(),
+                        attributes.get("service.instance.id", ""),
                     )
                     for span in scope.spans
                 ]

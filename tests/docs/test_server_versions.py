@@ -1,0 +1,29 @@
+"""Every server version the tech stack page states is the one Compose and CI run."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SERVER = re.compile(r"^\| (?P<server>[A-Za-z]+) \| `(?P<image>[^`]+)`", re.MULTILINE)
+
+
+def image_tags(path: Path) -> dict[str, str]:
+    """Image name to tag for every ``image:`` in the file (an ``-alpine`` variant is the same version)."""
+    images = re.findall(r"image: ([\w./-]+):([\w.-]+)", path.read_text())
+    return {name: tag.removesuffix("-alpine") for name, tag in images}
+
+
+def test_compose_and_ci_run_the_server_versions_the_page_states() -> None:
+    page = (ROOT / "docs/reference/tech_stack.md").read_text()
+    stated = dict(m["image"].split(":", 1) for m in SERVER.finditer(page))
+    assert {"postgres", "redis", "rabbitmq", "mongo"} <= set(stated)
+    compose = image_tags(ROOT / "examples/deploy/compose.yaml")
+    ci = image_tags(ROOT / ".github/workflows/ci.yml")
+    for image, tag in stated.items():
+        assert compose[image] == tag, f"Compose runs {image}:{compose[image]}, the page says {tag}"
+        if image in ci:
+            assert ci[image] == tag, f"CI runs {image}:{ci[image]}, the page says {tag}"
+    assert {"postgres", "redis", "rabbitmq", "mongo"} <= set(ci)  # CI names the four it needs
