@@ -363,6 +363,15 @@ async def test_a_network_that_hangs_is_a_bounded_503_not_a_held_request(pg_setti
             proxy.resume()
 
 
+async def test_a_database_url_naming_sqlalchemys_driver_serves_reads(pg_settings: Settings) -> None:
+    """``postgresql+asyncpg://`` is a valid DATABASE_URL: the engine and the read pool both accept it."""
+    url = str(pg_settings.database_url).replace("postgresql://", "postgresql+asyncpg://", 1)
+    settings = pg_settings.model_copy(update={"database_url": url})
+    async with in_process(create_app(settings), headers=auth()) as client:
+        user = (await client.post("/users", json={"email": "driver@example.org", "name": "D"})).json()
+        assert (await client.get(f"/users/{user['id']}")).json() == user
+
+
 async def test_a_read_by_id_gives_up_when_the_callers_time_is_up(pg_settings: Settings) -> None:
     """Reads by id take the read pool, not the session: the caller's time left (at least the 1 s
     floor) bounds them there too, well before the 5 s statement timeout and the driver's 6 s."""

@@ -41,7 +41,7 @@ async def read_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
         await connection.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
     async with asyncpg.create_pool(
-        str(settings.database_url),
+        settings.plain_database_url,
         min_size=0,
         max_size=settings.pool_size,
         init=decode_json,

@@ -34,6 +34,12 @@ class Settings(ServiceSettings):
         """The URL for SQLAlchemy's asyncpg dialect."""
         return asyncpg_url(str(self.database_url))
 
+    @property
+    def plain_database_url(self) -> str:
+        """The URL for asyncpg itself (``postgresql://``), whichever driver ``DATABASE_URL`` names."""
+        url = make_url(str(self.database_url)).set(drivername="postgresql")
+        return url.render_as_string(hide_password=False)
+
 
 def asyncpg_url(database_url: str) -> str:
     """``database_url`` with SQLAlchemy's asyncpg driver (``postgresql+asyncpg://``), password kept."""
