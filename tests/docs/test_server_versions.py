@@ -12,7 +12,7 @@ SERVER = re.compile(r"^\| (?P<server>[A-Za-z]+) \| `(?P<image>[^`]+)`", re.MULTI
 
 def image_tags(path: Path) -> dict[str, str]:
     """Image name to tag for every ``image:`` in the file (an ``-alpine`` variant is the same version)."""
-    images = re.findall(r"image: ([\w./-]+):([\w.-]+)", path.read_text())
+    images = re.findall(r"""(?:image: |Container\(")([\w./-]+):([\w.-]+)""", path.read_text())
     return {name: tag.removesuffix("-alpine") for name, tag in images}
 
 
@@ -22,6 +22,9 @@ def test_compose_and_ci_run_the_server_versions_the_page_states() -> None:
     assert {"postgres", "redis", "rabbitmq", "mongo"} <= set(stated)
     compose = image_tags(ROOT / "examples/deploy/compose.yaml")
     ci = image_tags(ROOT / ".github/workflows/ci.yml")
+    # where a Docker engine answers and no URL is set, the tests start these (Testcontainers)
+    containers = image_tags(ROOT / "examples/patterns/testing/service_resolution.py")
+    assert {image: tag for image, tag in containers.items() if stated.get(image) != tag} == {}
     for image, tag in stated.items():
         assert compose[image] == tag, f"Compose runs {image}:{compose[image]}, the page says {tag}"
         if image in ci:

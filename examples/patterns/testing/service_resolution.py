@@ -75,7 +75,7 @@ def _redis_container(stack: ExitStack) -> str:  # pragma: no cover (needs a Dock
 def _rabbitmq_container(stack: ExitStack) -> str:  # pragma: no cover (needs a Docker engine)
     from testcontainers.rabbitmq import RabbitMqContainer
 
-    rabbit = stack.enter_context(RabbitMqContainer("rabbitmq:4-management-alpine"))
+    rabbit = stack.enter_context(RabbitMqContainer("rabbitmq:4.1-management-alpine"))
     host, port = rabbit.get_container_host_ip(), rabbit.get_exposed_port(5672)
     os.environ.setdefault("RABBITMQ_MANAGEMENT_URL", f"http://{host}:{rabbit.get_exposed_port(15672)}")
     return f"amqp://guest:guest@{host}:{port}/"
@@ -84,7 +84,7 @@ def _rabbitmq_container(stack: ExitStack) -> str:  # pragma: no cover (needs a D
 def _mongodb_container(stack: ExitStack) -> str:  # pragma: no cover (needs a Docker engine)
     from testcontainers.mongodb import MongoDbContainer
 
-    mongo = stack.enter_context(MongoDbContainer("mongo:8"))
+    mongo = stack.enter_context(MongoDbContainer("mongo:8.0"))
     return str(mongo.get_connection_url())
 
 

@@ -136,9 +136,16 @@ async def running(*waves: Sequence[Service]) -> AsyncIterator[None]:
                     group.create_task(service.start())
         yield
     finally:
+        # Every started service is stopped before any exit status is judged.
+        codes: dict[str, int | str] = {}
         for service in reversed(started):
             if service.running is not None:
-                assert await service.stop() == 0, service.log.read_text()[-3000:]
+                try:
+                    codes[service.module] = await service.stop()
+                except AssertionError as error:  # it was killed after 30 s of SIGTERM
+                    codes[service.module] = str(error)
+        unclean = {module: code for module, code in codes.items() if code != 0}
+        assert not unclean, f"{unclean}: " + "\n".join(s.log.read_text()[-3000:] for s in started)
 
 
 @pytest.fixture

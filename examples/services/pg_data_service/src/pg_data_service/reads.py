@@ -1,9 +1,10 @@
-"""Hot reads: one row by its id, straight through an asyncpg pool. One round trip, no ORM session.
+"""Hot reads: one row by its id, straight through an asyncpg pool, with no ORM session.
 
 The repository's ORM session is what writes need: a transaction, the identity map, a connection
 checked with a ping. For a read of one row by its key each of those is a cost and none a benefit:
-measured side by side (``benchmarks/hop_levers.py``), the session path made ``GET /users/{id}``
-about three times as expensive. So the two reads every caller makes most go through a small
+measured side by side (``benchmarks/hop.py``), the session path made ``GET /users/{id}`` about
+three times as expensive. Here a read is its statement plus the reset asyncpg's pool sends when
+the connection goes back. So the two reads every caller makes most go through a small
 pool of their own, with statements asyncpg prepares once per connection; everything else,
 writes included, stays in the repository.
 
@@ -14,6 +15,7 @@ until the contract says otherwise.
 # --8<-- [start:reads]
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -53,8 +55,8 @@ async def read_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
 
 
 class Reads:
-    """``timeout`` bounds the wait for a connection and for the row; when it passes, asyncpg
-    cancels the statement in PostgreSQL too."""
+    """``timeout`` bounds the whole read: the wait for a connection, the row, and giving the
+    connection back. When it passes, asyncpg cancels the statement in PostgreSQL too."""
 
     def __init__(self, pool: asyncpg.Pool, timeout: float) -> None:
         self.pool, self.timeout = pool, timeout
@@ -69,8 +71,15 @@ class Reads:
         # A span per statement, as the engine's instrumentation makes for the repository's.
         attributes = {"db.system": "postgresql", "db.statement": query}
         with tracer.start_as_current_span(f"SELECT {table}", kind=SpanKind.CLIENT, attributes=attributes):
-            async with self.pool.acquire(timeout=self.timeout) as connection:
-                row = await connection.fetchrow(query, key, timeout=self.timeout)
+            async with asyncio.timeout(self.timeout):
+                connection = await self.pool.acquire()
+                try:
+                    row = await connection.fetchrow(query, key)
+                except BaseException:
+                    connection.terminate()  # cut off mid-statement: closed now, not reset and reused
+                    raise
+                finally:
+                    await self.pool.release(connection)
         if row is None:
             raise ProblemError(404, f"{table.removesuffix('s')} {key} does not exist")
         return row
