@@ -83,16 +83,24 @@ async def running_prometheus(
     config = loopback_config(ports, token_file, interval, alertmanager, deploy)
     (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
-    process = await asyncio.create_subprocess_exec(
+    async with quiet_process(
         binary,
         f"--config.file={directory / 'prometheus.yml'}",
         f"--storage.tsdb.path={directory / 'data'}",
         f"--web.listen-address=127.0.0.1:{port}",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+    ):
+        yield f"http://127.0.0.1:{port}"
+
+
+@asynccontextmanager
+async def quiet_process(*command: str) -> AsyncIterator[None]:
+    """Run ``command`` (a server such as Prometheus or Alertmanager) with its output discarded,
+    until the block ends; then SIGTERM and wait for it to exit."""
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
     )
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield
     finally:
         process.terminate()
         await asyncio.wait_for(process.wait(), timeout=20)

@@ -7,7 +7,6 @@ is the promtool unit tests' job) and the route's ``group_wait: 30s``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import subprocess
@@ -22,7 +21,7 @@ from aiohttp import web
 
 from reference_system.ports import free_port, port_is_open
 from reference_system.processes import Ports
-from reference_system.prometheus import running_prometheus
+from reference_system.prometheus import quiet_process, running_prometheus
 from reference_system.waiting import eventually
 from tests.deploy.conftest import DEPLOY, tool
 
@@ -119,22 +118,16 @@ async def running_alertmanager(directory: Path, webhook_url: str) -> AsyncIterat
         hook["http_config"]["authorization"]["credentials_file"] = str(token)
     (directory / "alertmanager.yml").write_text(yaml.safe_dump(config))
     port = free_port()
-    process = await asyncio.create_subprocess_exec(
+    async with quiet_process(
         binary,
         f"--config.file={directory / 'alertmanager.yml'}",
         f"--storage.path={directory / 'alertmanager-data'}",
         f"--web.listen-address=127.0.0.1:{port}",
         "--cluster.listen-address=",  # one instance: no gossip port
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
+    ):
         url = f"http://127.0.0.1:{port}"
         await eventually(lambda: port_is_open(url), "Alertmanager listening", timeout=30)
         yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), timeout=20)
 
 
 async def test_a_real_prometheus_pages_through_alertmanager_when_the_services_are_down(
