@@ -2,14 +2,17 @@
 
 Run: ``uv run python benchmarks/hop.py`` (needs PostgreSQL on loopback and ``wrk``).
 
-Every set-up is its own process (uvicorn, one worker, as the services are deployed), started
+Every set-up is its own process (uvicorn with uvloop and httptools, one worker, as the services
+are deployed, unless the set-up is about the server), started
 in turn against a scratch database and measured with ``wrk`` on
 ``GET /users/{id}``: requests per second at concurrency 16 (the one worker is then CPU-bound,
 so 1/throughput is its CPU per request) and p50 at concurrency 1. A direct asyncpg read is the
 floor. ``BENCH_ROUNDS`` interleaved rounds (3); each set-up's median round is reported, every
 ratio against the minimal service *of the same round*.
 
-The minimal service gains one lever at a time (``minimal_service.py``): an ORM session instead
+The minimal service changes its server (uvicorn on the standard asyncio loop and h11, uvicorn's
+plain defaults; granian; two uvicorn workers) or gains one lever at a time
+(``minimal_service.py``): an ORM session instead
 of asyncpg, a pydantic response model, bearer auth, a dependency written as a plain ``def``,
 RED metrics, the whole observability stack with every request traced. The data service runs
 as deployed: auth, validation, RED metrics, tracing at the default sampling (every request)
@@ -38,7 +41,7 @@ from typing import Any
 
 import asyncpg
 import matplotlib
-from http_clients import TOKEN, database_with_a_user, exited, measure, start_service
+from http_clients import SERVERS, TOKEN, database_with_a_user, exited, measure, start_service
 from observability_overhead import start_sink
 from publishing import OUTPUT, keep, loopback_database_url, save, stamp
 
@@ -49,12 +52,35 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # the Agg backend is chosen above, before this import
 
 MINIMAL, SERVICE = "minimal FastAPI + asyncpg", "pg_data_service"
+ASYNCIO_H11, GRANIAN, WORKERS = "minimal on asyncio + h11", "minimal under granian", "minimal, 2 workers"
+APP = [arg for arg in SERVERS[MINIMAL] if arg not in ("--loop", "uvloop", "--http", "httptools")]
+# The server's levers, on the minimal service (uvicorn with uvloop and httptools, as every service runs)
+SERVERS_TOO = SERVERS | {
+    ASYNCIO_H11: [*APP, "--loop", "asyncio", "--http", "h11"],  # uvicorn's defaults without the two
+    GRANIAN: [
+        "-m",
+        "granian",
+        "--interface",
+        "asgi",
+        "--loop",
+        "uvloop",
+        "--working-dir",
+        str(Path(__file__).parent),
+        "--log-level",
+        "warning",
+        "minimal_service:app",
+    ],
+    WORKERS: [*SERVERS[MINIMAL], "--workers", "2"],
+}
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
 SECONDS = max(1, round(10 * SCALE))  # per wrk run
 # name: (server, settings). Every lever on its own, then the real service.
 SETUPS: dict[str, tuple[str, dict[str, str]]] = {
     "minimal": (MINIMAL, {}),
+    "− uvloop and httptools (asyncio + h11)": (ASYNCIO_H11, {}),
+    "granian instead of uvicorn": (GRANIAN, {}),
+    "2 worker processes": (WORKERS, {}),
     "+ ORM session read": (MINIMAL, {"READ": "orm"}),
     "+ pydantic response model": (MINIMAL, {"RESPONSE": "model"}),
     "+ bearer auth": (MINIMAL, {"AUTH": "1"}),
@@ -110,7 +136,7 @@ def measured(name: str, database_url: str, sink_url: str, user_id: int) -> dict[
     server, settings = SETUPS[name]
     port = free_port()
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": sink_url, "SERVICE_TOKENS": f"api={TOKEN}", "LOG_LEVEL": "warning"}
-    process = start_service(server, database_url, port, env | settings)
+    process = start_service(server, database_url, port, env | settings, SERVERS_TOO)
     try:
         url = f"http://127.0.0.1:{port}/users/{user_id}"
         eventually_blocking(partial(answers, url), f"{name} answering", timeout=60, abort=exited(process))

@@ -15,11 +15,17 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from shared.observability.setup import observe_process
 from shared.settings import ServiceSettings
+
+if sys.platform != "win32":  # uvloop has no Windows build: there the standard loop runs
+    from uvloop import new_event_loop
+else:
+    from asyncio import new_event_loop
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +114,9 @@ def run_service(name: str, settings: ServiceSettings, main: Main) -> None:
     provider = observe_process(name, settings)  # first: clients are instrumented as they are made
     life = Lifecycle()
     try:
-        asyncio.run(_until_stopped(name, main, life))
+        # libuv's loop: with httptools (shared.serve) a quarter more requests per second and
+        # 0.2 ms less per read in the data service (benchmarks/hop.py, the architecture guide)
+        asyncio.run(_until_stopped(name, main, life), loop_factory=new_event_loop)
     finally:
         provider.shutdown()  # export the spans still batched, on every way out
     if life.crash is not None:

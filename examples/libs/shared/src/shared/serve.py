@@ -31,9 +31,16 @@ async def serve(app: FastAPI, settings: ServiceSettings, life: Lifecycle) -> Non
     """uvicorn on ``settings.host:port`` until ``life`` stops; requests in flight finish first,
     then the app's lifespan closes what it opened."""
     # No access log: the RED metrics count every request and the traces time them.
-    # log_config=None: uvicorn's records go through our ECS handler.
+    # log_config=None: uvicorn's records go through our ECS handler. httptools: the C parser,
+    # named so that uvicorn never falls back to h11 unnoticed (its "auto" would, if not installed).
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_config=None, access_log=False, lifespan="on"
+        app,
+        host=settings.host,
+        port=settings.port,
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        lifespan="on",
     )
     server = Server(config)
 
