@@ -62,6 +62,14 @@ uv run python -m pg_data_service
 uv run lint-imports
 # --8<-- [end:architecture]
 
+# --8<-- [start:k8s-render]
+kubectl kustomize examples/deploy/kubernetes/overlays/local
+# --8<-- [end:k8s-render]
+
+# --8<-- [start:k8s-rules]
+uv run python examples/deploy/kubernetes/prometheus_rules.py
+# --8<-- [end:k8s-rules]
+
 # --8<-- [start:bench-http]
 uv run python benchmarks/http_clients.py
 # --8<-- [end:bench-http]

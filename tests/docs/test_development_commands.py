@@ -239,6 +239,20 @@ def exercise_architecture(tmp_path: Path, request: pytest.FixtureRequest) -> Non
     assert "0 broken" in ok(run(command("architecture")))
 
 
+def exercise_k8s_render(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    if shutil.which("kubectl") is None:
+        skip_or_fail("kubectl is not installed (https://kubernetes.io/docs/tasks/tools/)")
+    rendered = ok(run(command("k8s-render")))
+    assert rendered.count("\nkind: Deployment\n") == 10  # five services, five stores
+    assert "kind: NetworkPolicy" in rendered
+
+
+def exercise_k8s_rules(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    ok(run(f"{command('k8s-rules')} {tmp_path / 'rules.yaml'}"))  # elsewhere: the tree stays as it is
+    committed = ROOT / "examples/deploy/kubernetes/base/prometheus-rules.yaml"
+    assert (tmp_path / "rules.yaml").read_text() == committed.read_text()
+
+
 def exercise_bench_http(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     output = ok(run(f"BENCH_SCALE=0.01 BENCH_OUTPUT_DIR={tmp_path} {command('bench-http')}"))
     assert "| pg_data_service | aiohttp | 16 |" in output
@@ -348,6 +362,8 @@ EXERCISES: dict[str, Exercise] = {
     "migrate": exercise_migrate,
     "run-service": exercise_run_service,
     "architecture": exercise_architecture,
+    "k8s-render": exercise_k8s_render,
+    "k8s-rules": exercise_k8s_rules,
     "bench-http": exercise_bench_http,
     "bench-isolation": exercise_bench_isolation,
     "bench-events": exercise_bench_events,
