@@ -94,6 +94,10 @@ uv run python benchmarks/hop.py
 uv run python benchmarks/user_cache.py
 # --8<-- [end:bench-cache]
 
+# --8<-- [start:bench-replication]
+uv run python benchmarks/replication.py
+# --8<-- [end:bench-replication]
+
 # --8<-- [start:bench-footprint]
 uv run python benchmarks/footprint.py
 # --8<-- [end:bench-footprint]

@@ -269,6 +269,7 @@ def exercise_bench_events(tmp_path: Path, request: pytest.FixtureRequest) -> Non
     output = ok(run(f"BENCH_SCALE=0.01 BENCH_OUTPUT_DIR={tmp_path} {command('bench-events')}"))
     assert "| publish with confirms, one at a time |" in output
     assert "| outbox relay, rows to confirmed events (100 a batch) |" in output
+    assert "| aiormq alone (no aio-pika), 100 in flight |" in output
     assert (tmp_path / "docs" / "assets" / "benchmarks" / "event_publishing.png").stat().st_size > 10_000
 
 
@@ -334,6 +335,13 @@ def exercise_bench_dashboards(tmp_path: Path, request: pytest.FixtureRequest) ->
     assert all(p.stat().st_size > 20_000 for p in pictures)
 
 
+def exercise_bench_replication(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    scaled = f"BENCH_SCALE=0.01 BENCH_ROUNDS=1 BENCH_OUTPUT_DIR={tmp_path} {command('bench-replication')}"
+    output = ok(run(scaled))
+    assert "| promoted → first write the service acknowledges |" in output
+    assert (tmp_path / "benchmarks" / "results" / "replication.json").is_file()
+
+
 def exercise_ci(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     assert command("ci") == "bash .ci/run"
     ok(run("bash -n .ci/run"))
@@ -370,6 +378,7 @@ EXERCISES: dict[str, Exercise] = {
     "bench-observability": exercise_bench_observability,
     "bench-hop": exercise_bench_hop,
     "bench-cache": exercise_bench_cache,
+    "bench-replication": exercise_bench_replication,
     "bench-footprint": exercise_bench_footprint,
     "bench-dashboards": exercise_bench_dashboards,
     "bench-dev-loop": exercise_bench_dev_loop,

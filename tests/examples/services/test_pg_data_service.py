@@ -289,6 +289,10 @@ async def test_a_crashed_background_job_takes_the_service_out_of_rotation(
         ("postgresql://app:p%40ss%25@db:5432/app", "postgresql+asyncpg://app:p%40ss%25@db:5432/app"),
         ("postgres://app@db/app?ssl=require", "postgresql+asyncpg://app@db/app?ssl=require"),
         ("postgresql+asyncpg://app@db/app", "postgresql+asyncpg://app@db/app"),
+        (  # several hosts: libpq's form in, SQLAlchemy's out (a failover test runs it for real)
+            "postgresql://app:p%40ss@db1:5432,db2:6432/app?target_session_attrs=read-write",
+            "postgresql+asyncpg://app:p%40ss@/app?host=db1%3A5432&host=db2%3A6432&target_session_attrs=read-write",
+        ),
     ],
 )
 def test_the_database_url_gets_the_asyncpg_driver_and_keeps_its_password(

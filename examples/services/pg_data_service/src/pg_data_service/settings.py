@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated
+from urllib.parse import parse_qs, unquote
 
 from pydantic import AmqpDsn, Field, PostgresDsn
-from sqlalchemy import make_url
+from sqlalchemy import URL, make_url
 
 from shared.settings import ServiceSettings, ServiceTokens
 
@@ -36,11 +37,30 @@ class Settings(ServiceSettings):
 
     @property
     def plain_database_url(self) -> str:
-        """The URL for asyncpg itself (``postgresql://``), whichever driver ``DATABASE_URL`` names."""
-        url = make_url(str(self.database_url)).set(drivername="postgresql")
-        return url.render_as_string(hide_password=False)
+        """The URL for asyncpg itself (``postgresql://``), whichever driver ``DATABASE_URL`` names;
+        asyncpg reads several hosts in libpq's form as they are."""
+        return "postgresql://" + str(self.database_url).split("://", 1)[1]
 
 
+# --8<-- [start:multi-host]
 def asyncpg_url(database_url: str) -> str:
-    """``database_url`` with SQLAlchemy's asyncpg driver (``postgresql+asyncpg://``), password kept."""
-    return make_url(database_url).set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    """``database_url`` with SQLAlchemy's asyncpg driver (``postgresql+asyncpg://``), password kept.
+
+    Several hosts in libpq's form (``user@h1:5432,h2:5432/db``, what ``PostgresDsn`` accepts and
+    asyncpg reads) become SQLAlchemy's (``user@/db?host=h1:5432&host=h2:5432``).
+    """
+    dsn = PostgresDsn(database_url)
+    if len(hosts := dsn.hosts()) == 1:
+        return (
+            make_url(database_url).set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+        )
+    first = hosts[0]
+    url = URL.create(
+        "postgresql+asyncpg",
+        username=first["username"] and unquote(first["username"]),
+        password=first["password"] and unquote(first["password"]),
+        database=(dsn.path or "/").removeprefix("/"),
+        query=parse_qs(dsn.query or "") | {"host": [f"{h['host']}:{h['port'] or 5432}" for h in hosts]},
+    )
+    return url.render_as_string(hide_password=False)
+    # --8<-- [end:multi-host]
