@@ -83,3 +83,21 @@ def test_ci_installs_what_ci_run_installs() -> None:
     [install] = re.findall(r"apt-get install -y (.+)$", workflow, re.MULTILINE)
     assert packages <= set(install.split())
     assert "rabbitmq-server" in install.split()  # the broker-restart test starts nodes of its own
+
+
+def test_the_stack_job_builds_every_image_and_gives_compose_every_variable_it_requires() -> None:
+    """GitHub is where the images are built and the stack started (no engine here): the job must set
+    each ``${NAME:?}`` Compose requires, or ``docker compose`` stops before building anything."""
+    job = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())["jobs"]["stack"]
+    script = "\n".join(step.get("run", "") for step in job["steps"])
+    compose = (DEPLOY / "compose.yaml").read_text()
+    secrets = {secret["environment"] for secret in yaml.safe_load(compose)["secrets"].values()}
+    required = set(re.findall(r"\$\{(\w+):\?", compose)) | secrets
+    generated = set(
+        re.findall(r"^\s+for name in ([\w \\\n]+); do", script, re.MULTILINE)[0].replace("\\", " ").split()
+    )
+    given = generated | set(re.findall(r'echo "(\w+)=', script))
+    assert required - given == set(), f"the stack job does not set {sorted(required - given)}"
+    assert job["defaults"]["run"]["working-directory"] == "examples/deploy"
+    assert "docker compose build" in script
+    assert "docker compose up --detach" in script
