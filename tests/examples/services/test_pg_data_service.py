@@ -221,6 +221,7 @@ async def test_orders_filter_by_status_and_users_by_chat_id(pg: httpx.AsyncClien
         ("GET", "/orders", None, {"status": "shipped"}),
         ("GET", "/users/abc", None, None),
         ("GET", "/users/-1", None, None),
+        ("GET", "/users", None, {"email": "nul\x00here"}),  # PostgreSQL refuses NUL in text: 22021
     ],
 )
 async def test_malformed_or_hostile_input_is_422_problem_json(

@@ -114,15 +114,24 @@ def trace_statements(engine: AsyncEngine) -> None:
     instrumentor.instrument(engine=engine.sync_engine)
 
 
+def sqlstate(exc: Exception) -> str:
+    """PostgreSQL's SQLSTATE for ``exc``, raised by asyncpg or wrapped by SQLAlchemy ("" if none)."""
+    error = exc.orig if isinstance(exc, DBAPIError) else exc
+    return str(getattr(error, "sqlstate", "") or "")
+
+
 async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     """Database errors the repository did not expect: bad data is the caller's (409/422);
     down, slow or out of connections is 503, and the caller may retry."""
     path = request.url.path
-    match exc:
-        case IntegrityError():
-            return problem_response(Problem.of(409, "conflicts with stored data", instance=path))
-        case DataError() | asyncpg.DataError():
-            return problem_response(Problem.of(422, "a value is out of range", instance=path))
+    # By SQLSTATE class, not exception class: SQLAlchemy's asyncpg dialect wraps some data errors
+    # (a NUL character in text: 22021) as a bare DBAPIError.
+    state = sqlstate(exc)
+    if isinstance(exc, IntegrityError) or state.startswith("23"):
+        return problem_response(Problem.of(409, "conflicts with stored data", instance=path))
+    if isinstance(exc, DataError | asyncpg.DataError) or state.startswith("22"):
+        detail = "a value PostgreSQL cannot store: out of range, or text with a NUL character"
+        return problem_response(Problem.of(422, detail, instance=path))
     # What failed goes to the log; the answer names no exception class (it would tell anyone what runs here).
     log.warning("database unavailable for %s %s: %s: %s", request.method, path, type(exc).__name__, exc)
     return unavailable("PostgreSQL is unavailable", path)
