@@ -15,4 +15,5 @@ def url_path(page: Path) -> str:
     return "" if relative == Path() else relative.as_posix() + "/"
 
 
-PAGES = {url_path(page): page for page in sorted(DOCS.rglob("*.md"))}
+# Every page; docs/includes/ holds what is appended to pages (the abbreviations), not pages
+PAGES = {url_path(page): page for page in sorted(DOCS.rglob("*.md")) if "includes" not in page.parts}

@@ -120,6 +120,7 @@ def one_page_site(tmp_path: Path) -> Path:
     shown): each build takes about a second instead of rendering the whole site again."""
     project = tmp_path / "project"
     shutil.copytree(ROOT / "docs", project / "docs", ignore=shutil.ignore_patterns("*.md"))
+    shutil.copytree(ROOT / "docs" / "includes", project / "docs" / "includes", dirs_exist_ok=True)  # appended
     shutil.copytree(ROOT / "overrides", project / "overrides")
     (project / "examples").mkdir()  # watched by the config; no example, so no section to show
     config = (ROOT / "mkdocs.yml").read_text()
