@@ -94,6 +94,10 @@ uv run python benchmarks/hop.py
 uv run python benchmarks/user_cache.py
 # --8<-- [end:bench-cache]
 
+# --8<-- [start:bench-rate-limit]
+uv run python benchmarks/rate_limit.py
+# --8<-- [end:bench-rate-limit]
+
 # --8<-- [start:bench-replication]
 uv run python benchmarks/replication.py
 # --8<-- [end:bench-replication]

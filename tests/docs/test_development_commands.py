@@ -335,6 +335,12 @@ def exercise_bench_dashboards(tmp_path: Path, request: pytest.FixtureRequest) ->
     assert all(p.stat().st_size > 20_000 for p in pictures)
 
 
+def exercise_bench_rate_limit(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    scaled = f"BENCH_SCALE=0.01 BENCH_ROUNDS=1 BENCH_OUTPUT_DIR={tmp_path} {command('bench-rate-limit')}"
+    assert "| spend, over the limit (429) |" in ok(run(scaled))
+    assert (tmp_path / "benchmarks" / "results" / "rate_limit.json").is_file()
+
+
 def exercise_bench_replication(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     scaled = f"BENCH_SCALE=0.01 BENCH_ROUNDS=1 BENCH_OUTPUT_DIR={tmp_path} {command('bench-replication')}"
     output = ok(run(scaled))
@@ -378,6 +384,7 @@ EXERCISES: dict[str, Exercise] = {
     "bench-observability": exercise_bench_observability,
     "bench-hop": exercise_bench_hop,
     "bench-cache": exercise_bench_cache,
+    "bench-rate-limit": exercise_bench_rate_limit,
     "bench-replication": exercise_bench_replication,
     "bench-footprint": exercise_bench_footprint,
     "bench-dashboards": exercise_bench_dashboards,

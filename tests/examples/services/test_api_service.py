@@ -9,10 +9,11 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from redis.asyncio import Redis
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -527,3 +528,66 @@ async def test_the_openapi_ui_can_be_turned_off_for_the_public_port(
         for path in ("/docs", "/redoc", "/openapi.json"):
             assert_problem(await api.get(path), 404)
         assert (await api.get("/health/live")).status_code == 200
+
+
+# --- rate limits: counted in Redis, per client address (sign-up) or per end user (link codes) --------
+
+
+async def users_stored(database_url: str) -> int:
+    connection = await asyncpg.connect(database_url)
+    try:
+        return int(await connection.fetchval("SELECT count(*) FROM users"))
+    finally:
+        await connection.close()
+
+
+async def test_sign_ups_past_the_limit_are_429_with_retry_after_and_store_nothing(
+    pg_url: str, postgres_url: str, mongo_url: str, redis_target: RedisTarget
+) -> None:
+    """Two API replicas share one count (it is in Redis): the third sign-up is refused on the other."""
+    settings = api_settings(pg_url, mongo_url, redis_target, sign_up_rate="2/minute")
+    async with in_process(create_app(settings)) as one, in_process(create_app(settings)) as two:
+        answers = [
+            await one.post("/users", json=ALICE),
+            await two.post("/users", json=BOB),
+            await two.post("/users", json={"email": "carol@example.org", "name": "Carol"}),
+        ]
+    assert [a.status_code for a in answers] == [201, 201, 429]
+    refused = answers[2]
+    assert_problem(refused, 429)
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert await users_stored(postgres_url) == 2  # what the database holds, not what the API says
+
+
+async def test_link_codes_are_limited_per_end_user(api_with_rates: httpx.AsyncClient) -> None:
+    alice = await sign_up(api_with_rates, ALICE)
+    codes = [await api_with_rates.post(f"/users/{alice['id']}/telegram-link") for _ in range(3)]
+    assert [c.status_code for c in codes] == [201, 201, 429]
+    bob = await sign_up(api_with_rates, BOB)  # another user: a count of his own
+    assert (await api_with_rates.post(f"/users/{bob['id']}/telegram-link")).status_code == 201
+
+
+@pytest.fixture
+async def api_with_rates(
+    pg_url: str, mongo_url: str, redis_target: RedisTarget
+) -> AsyncIterator[httpx.AsyncClient]:
+    settings = api_settings(pg_url, mongo_url, redis_target, link_code_rate="2/minute")
+    async for client in client_for(create_app(settings)):
+        yield client
+
+
+async def test_with_redis_down_the_limits_are_not_enforced_and_sign_up_works(
+    pg_url: str, mongo_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    dead_redis = RedisTarget(f"redis://127.0.0.1:{free_port()}/0", "x:")
+    settings = api_settings(pg_url, mongo_url, dead_redis, sign_up_rate="1/minute")
+    async for api in client_for(create_app(settings)):
+        assert (await api.post("/users", json=ALICE)).status_code == 201
+        assert (await api.post("/users", json=BOB)).status_code == 201  # past the limit: not counted
+    warnings = [r for r in caplog.records if "rate limits not enforced" in r.getMessage()]
+    assert len(warnings) == 1  # once per outage, not once per request
+
+
+def test_a_limit_that_does_not_parse_stops_the_service_naming_it() -> None:
+    with pytest.raises(ValidationError, match="sign_up_rate"):
+        Settings(jwt_key=END_USERS.jwt_key, service_token=SecretStr(TOKENS["api"]), sign_up_rate="lots")

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from api_service.auth import EndUsers
 from api_service.cache import UserCache
+from api_service.rate_limit import RateLimits
 from api_service.routes import router
 from api_service.settings import Settings
 from shared.clients.both import data_clients, needed
@@ -62,6 +63,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             settings.user_cache_ttl_seconds,
             breaker_seconds=settings.user_cache_breaker_seconds,
         )
+        app.state.rate_limits = RateLimits(str(settings.redis_url), settings.cache_prefix)
         app.state.checks.update(needed(pg))  # activity (MongoDB) is optional: 503 on its route only
         yield
         # --8<-- [end:factory]

@@ -15,6 +15,7 @@ from pydantic import EmailStr
 
 from api_service.auth import CurrentUser, own
 from api_service.cache import UserCache
+from api_service.rate_limit import LinkCodeLimit, SignUpLimit
 from shared.clients.mongo import MongoDataClient
 from shared.clients.pg import PgDataClient
 from shared.contracts.mongo import Activity
@@ -67,7 +68,7 @@ type Users = Annotated[UserCache, Depends(users)]
 
 
 @router.post("/users", status_code=status.HTTP_201_CREATED, tags=["users"])
-async def register(data: SignUp, pg: Pg, key: IdempotencyKey = None) -> User:
+async def register(data: SignUp, pg: Pg, _: SignUpLimit, key: IdempotencyKey = None) -> User:
     """Sign up (the one route without a token). A key reused with another body is refused, so a
     retry returns the first answer and nobody else's."""
     user = await pg.create_user(UserCreate(**data.model_dump()), idempotency_key=key)
@@ -106,7 +107,7 @@ async def update_user(
 # --8<-- [start:place-order]
 # --8<-- [start:telegram-link]
 @router.post("/users/{user_id}/telegram-link", status_code=status.HTTP_201_CREATED, tags=["users"])
-async def telegram_link(user_id: OwnId, pg: Pg) -> LinkCode:
+async def telegram_link(user_id: OwnId, pg: Pg, _: LinkCodeLimit) -> LinkCode:
     """A one-time code (ten minutes) that links a Telegram chat to you: send ``/link <code>`` to the bot.
     Only the chat that sends it is linked, so nobody can route your notifications to a chat of theirs."""
     return await pg.create_link_code(user_id)
