@@ -7,20 +7,26 @@ local fake Telegram, so the whole system works offline. API_PORT, PG_DATA_PORT,
 MONGO_DATA_PORT, WORKER_PORT and BOT_PORT move the services off 8000-8002, 9101 and 9102;
 MONGODB_DATABASE, CACHE_PREFIX, JOB_INTERVAL_SECONDS, OTEL_EXPORTER_OTLP_ENDPOINT, JWT_KEY and
 METRICS_TOKEN are passed on as the services read them (the last two are made up when unset).
+The fake Telegram listens on FAKE_TELEGRAM_PORT (9103): play a user there by hand
+(``POST /chats/<id>/messages`` sends to the bot, ``GET`` reads what it sent).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from contextlib import AsyncExitStack
 
-from reference_system.processes import StoppedBadly, local_config, running_system
+from reference_system.processes import StoppedBadly, local_config, preflight, running_system
 
 
 async def main() -> None:
     async with AsyncExitStack() as stack:
-        config, _ = await stack.enter_async_context(local_config())
+        telegram_port = int(os.environ.get("FAKE_TELEGRAM_PORT", "9103"))
+        if problems := preflight(os.environ, telegram_port):
+            raise SystemExit("reference_system cannot start:\n  " + "\n  ".join(problems))
+        config, _ = await stack.enter_async_context(local_config(telegram_port=telegram_port))
         system = await stack.enter_async_context(running_system(config))
         for name, running in system.items():
             print(f"{name:20} ready   {running.url}")

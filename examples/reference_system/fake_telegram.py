@@ -141,6 +141,23 @@ class FakeTelegram:
             "text": text,
         }
 
+    # --8<-- [start:chat]
+    async def chat(self, request: web.Request) -> web.Response:
+        """Play the user by hand: ``POST /chats/{id}/messages`` with a text body sends it to the bot as
+        that chat; ``GET`` lists what the bot has sent to that chat, oldest first."""
+        try:
+            chat_id = int(request.match_info["chat_id"])
+        except ValueError:
+            return web.json_response({"error": "the chat id is a number"}, status=400)
+        if request.method == "POST":
+            text = (await request.text()).strip()
+            if not text:
+                return web.json_response({"error": "send the message as the request body"}, status=400)
+            await self.send_command(chat_id, text)
+            return web.json_response({"sent": text}, status=202)
+        return web.json_response([sent.text for sent in self.sent if sent.chat_id == chat_id])
+        # --8<-- [end:chat]
+
 
 def _error(status: int, description: str, parameters: dict[str, Any] | None = None) -> web.Response:
     body: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
@@ -155,6 +172,8 @@ async def fake_telegram(port: int | None = None) -> AsyncIterator[tuple[FakeTele
     fake = FakeTelegram()
     app = web.Application()
     app.router.add_route("*", "/bot{token}/{method}", fake.handle)
+    app.router.add_route("GET", "/chats/{chat_id}/messages", fake.chat)
+    app.router.add_route("POST", "/chats/{chat_id}/messages", fake.chat)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = port or free_port()

@@ -17,7 +17,8 @@ import sys
 import urllib.request
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from urllib.parse import urlsplit
 
 from reference_system.fake_telegram import FakeTelegram, fake_telegram
 from reference_system.nx_27017 import start_nx_27017
@@ -233,15 +234,37 @@ async def running_system(config: SystemConfig) -> AsyncIterator[dict[str, Runnin
         # --8<-- [end:run]
 
 
+def preflight(environ: Mapping[str, str], telegram_port: int | None = None) -> list[str]:
+    """What would stop the local run, each as a line that names it: a server that is not running,
+    a port something else already listens on."""
+    problems = []
+    servers = {"DATABASE_URL": "PostgreSQL", "REDIS_URL": "Redis", "RABBITMQ_URL": "RabbitMQ"}
+    defaults = {"DATABASE_URL": SystemConfig.database_url, "REDIS_URL": SystemConfig.redis_url}
+    defaults["RABBITMQ_URL"] = SystemConfig.rabbitmq_url
+    for variable, server in servers.items():
+        url = environ.get(variable, defaults[variable])
+        if not port_is_open(url):
+            where = urlsplit(url)
+            at = f"{where.hostname}:{where.port}"
+            problems.append(f"{server} is not running at {at} ({variable}): start it, or set {variable}")
+    ports = {PORT_VARIABLES[name]: port for name, port in asdict(Ports.from_env(environ)).items()}
+    if telegram_port is not None and "TELEGRAM_API_URL" not in environ:
+        ports["FAKE_TELEGRAM_PORT"] = telegram_port
+    for variable, port in ports.items():
+        if port_is_open(f"http://127.0.0.1:{port}"):
+            problems.append(f"port {port} ({variable}) is in use: stop what listens there, or set {variable}")
+    return problems
+
+
 @asynccontextmanager
 async def local_config(
-    environ: Mapping[str, str] = os.environ,
+    environ: Mapping[str, str] = os.environ, telegram_port: int | None = None
 ) -> AsyncIterator[tuple[SystemConfig, FakeTelegram | None]]:
     """The config for this machine: URLs, names and ports from ``environ``, or the local defaults.
 
     Without ``MONGODB_URL`` and no MongoDB on 127.0.0.1:27017, the nx-27017 stand-in is
-    started; without ``TELEGRAM_API_URL``, a local fake Bot API (yielded, so a caller can
-    play a user). Both stop on exit.
+    started; without ``TELEGRAM_API_URL``, a local fake Bot API on ``telegram_port`` (a free
+    one by default; yielded, so a caller can play a user). Both stop on exit.
     """
     with ExitStack() as servers:
         mongodb_url = environ.get("MONGODB_URL") or SystemConfig.mongodb_url
@@ -251,7 +274,7 @@ async def local_config(
         async with AsyncExitStack() as stack:
             telegram, telegram_url = None, environ.get("TELEGRAM_API_URL")
             if not telegram_url:
-                telegram, telegram_url = await stack.enter_async_context(fake_telegram())
+                telegram, telegram_url = await stack.enter_async_context(fake_telegram(telegram_port))
                 print(f"Telegram: local fake Bot API at {telegram_url}")
             yield (
                 SystemConfig(

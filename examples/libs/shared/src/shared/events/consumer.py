@@ -244,6 +244,8 @@ class EventConsumer:
         if self.deduplicate:
             await self._remember(key)
         OUTCOMES.labels(self.name, "acked").inc()
+        # One line per event handled, in the event's trace: what an operator greps for an order
+        log.info("%s: handled %s %s %s", self.name, event.type, event.id, data.model_dump_json())
         await _settle(message.ack())
 
     async def _claim(self, key: str, message: AbstractIncomingMessage) -> bool:
