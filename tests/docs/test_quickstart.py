@@ -174,3 +174,21 @@ def test_a_port_already_in_use_is_named_not_a_traceback(taken: str) -> None:
     assert done.returncode != 0
     assert f"port {port} ({taken}) is in use" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_server_that_is_not_running_is_named_not_a_traceback() -> None:
+    closed = free_port()
+    env = os.environ | {"RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:{closed}/"}
+    env |= {name: str(free_port()) for name in [*PORT_VARIABLES.values(), "FAKE_TELEGRAM_PORT"]}
+    done = subprocess.run(
+        ["bash", "-c", section("start")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert f"RabbitMQ is not running at 127.0.0.1:{closed} (RABBITMQ_URL)" in done.stderr
+    assert "Traceback" not in done.stderr
