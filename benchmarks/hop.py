@@ -12,8 +12,8 @@ ratio against the minimal service *of the same round*.
 
 The minimal service changes its server (uvicorn on the standard asyncio loop and h11, uvicorn's
 plain defaults; granian; two uvicorn workers) or gains one lever at a time
-(``minimal_service.py``): an ORM session instead
-of asyncpg, a pydantic response model, bearer auth, a dependency written as a plain ``def``,
+(``minimal_service.py``): an ORM session or SQLAlchemy Core instead of asyncpg, a pydantic
+response model or pydantic's own JSON bytes, bearer auth, a dependency written as a plain ``def``,
 RED metrics, the whole observability stack with every request traced. The data service runs
 as deployed: auth, validation, RED metrics, tracing at the default sampling (every request)
 exported over OTLP/HTTP to a local sink; then once more with OpenTelemetry's SDK disabled, to
@@ -82,7 +82,9 @@ SETUPS: dict[str, tuple[str, dict[str, str]]] = {
     "granian instead of uvicorn": (GRANIAN, {}),
     "2 worker processes": (WORKERS, {}),
     "+ ORM session read": (MINIMAL, {"READ": "orm"}),
+    "+ SQLAlchemy Core read": (MINIMAL, {"READ": "core"}),
     "+ pydantic response model": (MINIMAL, {"RESPONSE": "model"}),
+    "+ pydantic straight to JSON bytes": (MINIMAL, {"RESPONSE": "bytes"}),
     "+ bearer auth": (MINIMAL, {"AUTH": "1"}),
     "+ a def dependency": (MINIMAL, {"DEPENDENCY": "def"}),
     "+ RED metrics": (MINIMAL, {"OBSERVE": "metrics"}),

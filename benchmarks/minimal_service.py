@@ -10,7 +10,9 @@ and by ``hop.py``, which adds one lever at a time:
 * ``READ=orm``: the row read through a SQLAlchemy ORM session (as the data service's writes
   do: pre-ping, a transaction, the identity map) instead of straight through asyncpg;
 * ``RESPONSE=model``: the row validated into the contract's pydantic ``User`` and serialised
-  from it (``response_model``), instead of a dict;
+  from it (``response_model``), instead of a dict; ``RESPONSE=bytes``: validated into ``User``
+  and serialised by pydantic straight to JSON bytes, past FastAPI's response handling;
+* ``READ=core``: the row read with a SQLAlchemy Core ``SELECT`` on a pooled connection (no session);
 * ``AUTH=1``: the data service's bearer-token check (``SERVICE_TOKENS``) on the route;
 * ``DEPENDENCY=def``: one dependency that does nothing, written as a plain ``def`` (FastAPI
   runs those in its thread pool).
@@ -30,8 +32,9 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import Depends, FastAPI, Header, HTTPException
+from fastapi import Depends, FastAPI, Header, HTTPException, Response
 from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from pg_data_service.settings import asyncpg_url
@@ -57,6 +60,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         os.environ["DATABASE_URL"], min_size=4, max_size=16, init=jsonb_as_json
     )
     engine = create_async_engine(asyncpg_url(os.environ["DATABASE_URL"]), pool_size=10, pool_pre_ping=True)
+    app.state.engine = engine
     app.state.sessions = async_sessionmaker(engine, expire_on_commit=False)
     yield
     await engine.dispose()
@@ -82,11 +86,18 @@ if os.environ.get("DEPENDENCY") == "def":
     dependencies.append(Depends(lambda: None))  # a plain def: FastAPI runs it in a worker thread
 
 
+BY_ID = select(*(getattr(UserRow, name) for name in User.model_fields)).where(UserRow.id == bindparam("id"))
+
+
 async def read(user_id: int) -> dict[str, Any]:
     if os.environ.get("READ") == "orm":
         async with app.state.sessions() as session:
             row = await session.get(UserRow, user_id)
         return {name: getattr(row, name) for name in User.model_fields} if row else {}
+    if os.environ.get("READ") == "core":  # SQLAlchemy Core: a compiled SELECT, a connection, no session
+        async with app.state.engine.connect() as connection:
+            found = (await connection.execute(BY_ID, {"id": user_id})).mappings().first()
+        return dict(found) if found else {}
     async with app.state.pool.acquire() as connection:
         record = await connection.fetchrow(f"SELECT {COLUMNS} FROM users WHERE id = $1", user_id)
     return dict(record) if record else {}
@@ -97,6 +108,13 @@ if os.environ.get("RESPONSE") == "model":
     @app.get("/users/{user_id}", response_model=User, dependencies=dependencies)
     async def get_user_model(user_id: int) -> User:
         return User.model_validate(await read(user_id))
+
+elif os.environ.get("RESPONSE") == "bytes":  # validated by the model, serialised by it, sent as they are
+
+    @app.get("/users/{user_id}", dependencies=dependencies)
+    async def get_user_bytes(user_id: int) -> Response:
+        body = User.model_validate(await read(user_id)).model_dump_json()
+        return Response(body, media_type="application/json")
 
 else:
 

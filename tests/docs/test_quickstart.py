@@ -15,6 +15,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 from collections import deque
 from collections.abc import AsyncIterator
@@ -151,35 +152,11 @@ async def test_from_a_clone_to_a_placed_order_and_the_bots_message(
         assert len(trace_id) == 32
 
 
-@pytest.mark.parametrize("taken", ["API_PORT", "FAKE_TELEGRAM_PORT"])
-def test_a_port_already_in_use_is_named_not_a_traceback(taken: str) -> None:
-    import socket
-
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        port = holder.getsockname()[1]
-        env = os.environ | {name: str(free_port()) for name in PORT_VARIABLES.values()}
-        env |= {"FAKE_TELEGRAM_PORT": str(free_port()), taken: str(port)}
-        env.pop("TELEGRAM_API_URL", None)
-        done = subprocess.run(
-            ["bash", "-c", section("start")],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-    assert done.returncode != 0
-    assert f"port {port} ({taken}) is in use" in done.stderr
-    assert "Traceback" not in done.stderr
-
-
-def test_a_server_that_is_not_running_is_named_not_a_traceback() -> None:
-    closed = free_port()
-    env = os.environ | {"RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:{closed}/"}
-    env |= {name: str(free_port()) for name in [*PORT_VARIABLES.values(), "FAKE_TELEGRAM_PORT"]}
+def refused_start(**settings: str) -> str:
+    """The start section with these settings (every port free unless one is given): it must stop at
+    once with a message and no traceback; return what it wrote to stderr."""
+    env = os.environ | {name: str(free_port()) for name in [*PORT_VARIABLES.values(), "FAKE_TELEGRAM_PORT"]}
+    env = {name: value for name, value in env.items() if name != "TELEGRAM_API_URL"} | settings
     done = subprocess.run(
         ["bash", "-c", section("start")],
         cwd=ROOT,
@@ -190,5 +167,20 @@ def test_a_server_that_is_not_running_is_named_not_a_traceback() -> None:
         check=False,
     )
     assert done.returncode != 0
-    assert f"RabbitMQ is not running at 127.0.0.1:{closed} (RABBITMQ_URL)" in done.stderr
     assert "Traceback" not in done.stderr
+    return done.stderr
+
+
+@pytest.mark.parametrize("taken", ["API_PORT", "FAKE_TELEGRAM_PORT"])
+def test_a_port_already_in_use_is_named_not_a_traceback(taken: str) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        assert f"port {port} ({taken}) is in use" in refused_start(**{taken: str(port)})
+
+
+def test_a_server_that_is_not_running_is_named_not_a_traceback() -> None:
+    closed = free_port()
+    said = refused_start(RABBITMQ_URL=f"amqp://guest:guest@127.0.0.1:{closed}/")
+    assert f"RabbitMQ is not running at 127.0.0.1:{closed} (RABBITMQ_URL)" in said
