@@ -234,6 +234,20 @@ async def running_system(config: SystemConfig) -> AsyncIterator[dict[str, Runnin
         # --8<-- [end:run]
 
 
+DEFAULT_PORTS = {"postgresql": 5432, "postgres": 5432, "redis": 6379, "amqp": 5672, "amqps": 5671}
+
+
+def server_address(url: str) -> str | None:
+    """``host:port`` of a server URL, its scheme's port when it names none; ``None`` for a URL with
+    several hosts (``h1:5432,h2:5432``), which the driver itself tries in turn."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme.split("+")[0])
+    except ValueError:  # several hosts: not one address to probe
+        return None
+    return f"{parts.hostname or '127.0.0.1'}:{port}"
+
+
 def preflight(environ: Mapping[str, str], telegram_port: int | None = None) -> list[str]:
     """What would stop the local run, each as a line that names it: a server that is not running,
     a port something else already listens on."""
@@ -243,10 +257,8 @@ def preflight(environ: Mapping[str, str], telegram_port: int | None = None) -> l
     defaults["RABBITMQ_URL"] = SystemConfig.rabbitmq_url
     for variable, server in servers.items():
         url = environ.get(variable, defaults[variable])
-        if not port_is_open(url):
-            where = urlsplit(url)
-            at = f"{where.hostname}:{where.port}"
-            problems.append(f"{server} is not running at {at} ({variable}): start it, or set {variable}")
+        if (where := server_address(url)) is not None and not port_is_open(f"tcp://{where}"):
+            problems.append(f"{server} is not running at {where} ({variable}): start it, or set {variable}")
     ports = {PORT_VARIABLES[name]: port for name, port in asdict(Ports.from_env(environ)).items()}
     if telegram_port is not None and "TELEGRAM_API_URL" not in environ:
         ports["FAKE_TELEGRAM_PORT"] = telegram_port

@@ -99,5 +99,8 @@ def test_the_stack_job_builds_every_image_and_gives_compose_every_variable_it_re
     given = generated | set(re.findall(r'echo "(\w+)=', script))
     assert required - given == set(), f"the stack job does not set {sorted(required - given)}"
     assert job["defaults"]["run"]["working-directory"] == "examples/deploy"
-    assert "docker compose build" in script
+    assert "docker compose --profile bot build" in script  # a service in a profile builds only when named
+    assert {
+        name for name, service in yaml.safe_load(compose)["services"].items() if "profiles" in service
+    } == {"bot_service"}
     assert "docker compose up --detach" in script

@@ -143,7 +143,7 @@ async def test_from_a_clone_to_a_placed_order_and_the_bots_message(
         for line in printed:
             with contextlib.suppress(ValueError):
                 record = json.loads(line)
-                if f'"order_id":{order_id[1]},' in record.get("message", ""):
+                if re.search(rf'"order_id":{order_id[1]}\b', record.get("message", "")):
                     handled.setdefault(record["service"]["name"], set()).add(
                         record.get("trace", {}).get("id", "")
                     )

@@ -15,7 +15,7 @@ import time
 from typing import Annotated
 
 from fastapi import Depends, Request
-from limits import RateLimitItem, parse
+from limits import RateLimitItem, parse_many
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
@@ -43,12 +43,15 @@ class RateLimits:
         self.failing = False
 
     async def spend(self, limit: str, name: str, caller: str) -> None:
-        item = parse(limit)  # "5/minute": validated in the settings
+        """Spend one request of every limit in ``limit`` ("5/minute", or "100/hour;5/minute")."""
         try:
-            if await self.limiter.hit(item, name, caller):
+            for item in parse_many(limit):  # validated in the settings
+                if not await self.limiter.hit(item, name, caller):
+                    retry_after = await self.retry_after(item, name, caller)
+                    break
+            else:
                 self.failing = False
                 return
-            retry_after = await self.retry_after(item, name, caller)
         except StorageError as error:  # Redis is down or slow: serve, and say so once
             if not self.failing:
                 log.warning("rate limits not enforced, Redis failed: %s", error)

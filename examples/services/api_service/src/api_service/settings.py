@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from limits import parse
+from limits import parse_many
 from pydantic import AfterValidator, Field, RedisDsn, SecretStr
 from pydantic_settings import BaseSettings
 
@@ -23,7 +23,7 @@ class EndUserTokens(BaseSettings):
 
 def rate(text: str) -> str:
     """A limit as ``limits`` writes it ("5/minute", "100/hour;10/second"): refused at start-up if not."""
-    parse(text)  # ValueError: "couldn't parse rate limit string ..."
+    parse_many(text)  # ValueError: "couldn't parse rate limit string ..."
     return text
 
 
