@@ -27,7 +27,7 @@ from docs_tooling.snippet_guard import read_section, sections_in
 from patterns.testing.isolation import mongo_database, postgres_database, rabbitmq_vhost, redis_namespace
 from patterns.testing.service_resolution import Found
 from reference_system.ports import free_port
-from reference_system.processes import PORT_VARIABLES
+from reference_system.processes import PORT_VARIABLES, server_address
 from reference_system.waiting import eventually
 from tests.site_builds import ROOT
 
@@ -184,3 +184,20 @@ def test_a_server_that_is_not_running_is_named_not_a_traceback() -> None:
     closed = free_port()
     said = refused_start(RABBITMQ_URL=f"amqp://guest:guest@127.0.0.1:{closed}/")
     assert f"RabbitMQ is not running at 127.0.0.1:{closed} (RABBITMQ_URL)" in said
+
+
+@pytest.mark.parametrize(
+    ("url", "address"),
+    [
+        ("postgresql://postgres@localhost/test", "localhost:5432"),  # no port: the scheme's
+        ("redis://localhost", "localhost:6379"),
+        ("amqp://guest:guest@127.0.0.1/", "127.0.0.1:5672"),
+        ("postgresql+asyncpg://app@db:6000/app", "db:6000"),
+        (
+            "postgresql://app@db1:5432,db2:5432/app?target_session_attrs=read-write",
+            None,
+        ),  # the driver's to try
+    ],
+)
+def test_the_start_check_probes_where_each_url_points(url: str, address: str | None) -> None:
+    assert server_address(url) == address
