@@ -87,6 +87,21 @@ async def first_terminal(env: dict[str, str]) -> AsyncIterator[deque[str]]:
     assert status == 0, f"Ctrl-C ended the system with {status}:\n{''.join(printed)}"
 
 
+async def second_terminal(env: dict[str, str], *sections: str) -> subprocess.CompletedProcess[str]:
+    """These sections, in order, in one bash session (as typed into a second terminal)."""
+    script = "\n".join(section(name) for name in sections)
+    return await asyncio.to_thread(
+        subprocess.run,
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 async def test_from_a_clone_to_a_placed_order_and_the_bots_message(
     postgres_server: Found, mongodb_server: Found, redis_server: Found, rabbitmq_server: Found
 ) -> None:
@@ -106,34 +121,15 @@ async def test_from_a_clone_to_a_placed_order_and_the_bots_message(
         )
         env.pop("TELEGRAM_API_URL", None)
         printed = await stack.enter_async_context(first_terminal(env))
-        session = "\n".join(section(name) for name in SECOND_TERMINAL[:-1])
-        done = await asyncio.to_thread(
-            subprocess.run,
-            ["bash", "-euo", "pipefail", "-c", session],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        done = await second_terminal(env, *SECOND_TERMINAL[:-1])
         assert done.returncode == 0, done.stdout + done.stderr
         assert re.search(r"^user \d+$", done.stdout, re.MULTILINE), done.stdout
         order_id = re.search(r"^order (\d+)$", done.stdout, re.MULTILINE)
         assert order_id, done.stdout
-        messages = "\n".join([section("shell"), section("messages")])
 
         async def the_bot_told_them() -> str | None:
-            shown = await asyncio.to_thread(
-                subprocess.run,
-                ["bash", "-euo", "pipefail", "-c", messages],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=True,
-            )
+            shown = await second_terminal(env, "shell", "messages")
+            assert shown.returncode == 0, shown.stderr
             return shown.stdout if f"#{order_id[1]}" in shown.stdout else None
 
         told = await eventually(the_bot_told_them, "the bot's message about the order", timeout=60)
