@@ -18,7 +18,7 @@ import signal
 import socket
 import subprocess
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import pytest
@@ -87,11 +87,10 @@ async def first_terminal(env: dict[str, str]) -> AsyncIterator[deque[str]]:
     assert status == 0, f"Ctrl-C ended the system with {status}:\n{''.join(printed)}"
 
 
-async def second_terminal(env: dict[str, str], *sections: str) -> subprocess.CompletedProcess[str]:
-    """These sections, in order, in one bash session (as typed into a second terminal)."""
+def run_sections(env: Mapping[str, str], *sections: str) -> subprocess.CompletedProcess[str]:
+    """These sections, in order, in one bash session, as a reader types them into a terminal."""
     script = "\n".join(section(name) for name in sections)
-    return await asyncio.to_thread(
-        subprocess.run,
+    return subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=ROOT,
         env=env,
@@ -100,6 +99,10 @@ async def second_terminal(env: dict[str, str], *sections: str) -> subprocess.Com
         timeout=120,
         check=False,
     )
+
+
+async def second_terminal(env: dict[str, str], *sections: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(run_sections, env, *sections)
 
 
 async def test_from_a_clone_to_a_placed_order_and_the_bots_message(
@@ -153,15 +156,7 @@ def refused_start(**settings: str) -> str:
     once with a message and no traceback; return what it wrote to stderr."""
     env = os.environ | {name: str(free_port()) for name in [*PORT_VARIABLES.values(), "FAKE_TELEGRAM_PORT"]}
     env = {name: value for name, value in env.items() if name != "TELEGRAM_API_URL"} | settings
-    done = subprocess.run(
-        ["bash", "-c", section("start")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_sections(env, "start")
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     return done.stderr
