@@ -52,6 +52,11 @@ uv run python -m reference_system
 DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test uv run python -m pg_data_service.migrate
 # --8<-- [end:migrate]
 
+# --8<-- [start:revision]
+DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \
+uv run python -m pg_data_service.migrate revision "what the change does"
+# --8<-- [end:revision]
+
 # --8<-- [start:run-service]
 DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \
 SERVICE_TOKENS=api=local-api-token-0123456789,bot=local-bot-token-0123456789,worker=local-worker-token-0123 \

@@ -33,6 +33,7 @@ import pytest
 
 from docs_tooling.snippet_guard import sections_in
 from patterns.testing.pytest_fixtures import skip_or_fail
+from pg_data_service.migrate import MIGRATIONS
 from reference_system.ports import free_port, port_is_open
 from reference_system.waiting import eventually_blocking
 from tests.site_builds import COMMANDS, ROOT, command, reader_env, run_script
@@ -214,6 +215,27 @@ def exercise_migrate(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     ok(run(command("migrate")))
 
 
+def exercise_revision(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """As written, with the scripts copied first (``MIGRATIONS_DIR``): the draft must not land in
+    this repository. The database is at head and the tables as mapped, so the draft is empty."""
+    ok(run(command("migrate")))
+    migrations = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS, migrations, ignore=shutil.ignore_patterns("__pycache__"))
+    head = max(path.name for path in (migrations / "versions").glob("0*.py"))
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", command("revision")],
+        cwd=ROOT,
+        env=reader_env() | {"MIGRATIONS_DIR": str(migrations)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    drafted = migrations / "versions" / f"{int(head[:4]) + 1:04d}_what_the_change_does.py"
+    assert f"drafted {drafted}" in ok(result)
+    assert f"down_revision = '{head[:4]}'" in drafted.read_text()
+
+
 def exercise_run_service(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     port = free_port()
     script = command("run-service").replace(
@@ -374,6 +396,7 @@ EXERCISES: dict[str, Exercise] = {
     "ci": exercise_ci,
     "system": exercise_system,
     "migrate": exercise_migrate,
+    "revision": exercise_revision,
     "run-service": exercise_run_service,
     "architecture": exercise_architecture,
     "k8s-render": exercise_k8s_render,
@@ -398,6 +421,7 @@ SHARED = {
     "system": "system",  # the system tests' running system (tests/system/running.py)
     "migrate": "test-database",
     "run-service": "test-database",
+    "revision": "test-database",
 }
 
 

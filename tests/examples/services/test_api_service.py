@@ -432,9 +432,12 @@ async def test_a_data_service_alive_but_not_ready_takes_the_api_out_of_rotation(
 
 # Every route of the API: how to reach Alice's data through it. A route that is added must join the
 # sweep (the first assertion), or the test fails.
-def alice_s(alice_id: int) -> list[tuple[str, str, dict[str, Any] | None, dict[str, str]]]:
+def alice_s(
+    alice_id: int | str, order_id: int | str
+) -> list[tuple[str, str, dict[str, Any] | None, dict[str, str]]]:
     order = {"user_id": alice_id, "items": ITEMS}
     return [
+        ("POST", f"/orders/{order_id}/cancellation", None, {}),
         ("GET", f"/users/{alice_id}", None, {}),
         ("PATCH", f"/users/{alice_id}", {"name": "Mallory"}, {"If-Match": '"1"'}),
         ("GET", f"/users/{alice_id}/orders", None, {}),
@@ -447,14 +450,17 @@ def alice_s(alice_id: int) -> list[tuple[str, str, dict[str, Any] | None, dict[s
 async def test_every_route_needs_a_token_and_shows_nobody_else_s_data(api: httpx.AsyncClient) -> None:
     spec = (await api.get("/openapi.json")).json()
     routes = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops if not p.startswith("/health")}
-    swept = {(method, path.replace("1", "{user_id}", 1)) for method, path, _, _ in alice_s(1)}
+    swept = {(method, path) for method, path, _, _ in alice_s("{user_id}", "{order_id}")}
     assert routes == swept | {("POST", "/users")}  # sign-up is the one route without a token
     alice = await sign_up(api, ALICE)
-    await api.post(
-        "/orders", json={"user_id": alice["id"], "items": ITEMS}, headers={"Idempotency-Key": "a-0001"}
+    placed = await api.post(
+        "/orders",
+        json={"user_id": alice["id"], "items": ITEMS},
+        headers={"Idempotency-Key": "alice-order-0001"},
     )
+    alice_token = api.headers["Authorization"]
     bob = await sign_up(api, BOB)  # from here on, the client is Bob
-    for method, path, body, headers in alice_s(alice["id"]):
+    for method, path, body, headers in alice_s(alice["id"], placed.json()["id"]):
         anonymous = await api.request(method, path, json=body, headers=headers | {"Authorization": ""})
         assert_problem(anonymous, 401)
         as_bob = await api.request(method, path, json=body, headers=headers)
@@ -462,6 +468,29 @@ async def test_every_route_needs_a_token_and_shows_nobody_else_s_data(api: httpx
         assert alice["email"] not in as_bob.text
         assert alice["name"] not in as_bob.text
     assert (await api.get(f"/users/{bob['id']}")).status_code == 200  # Bob's own, he reaches
+    orders = await api.get(f"/users/{alice['id']}/orders", headers={"Authorization": alice_token})
+    assert [order["status"] for order in orders.json()["items"]] == ["placed"]  # Bob cancelled nothing
+
+
+async def test_cancelling_an_order_twice_cancels_it_once_and_an_unknown_one_is_404(
+    api: httpx.AsyncClient,
+) -> None:
+    alice = await sign_up(api, ALICE)
+    order = {"user_id": alice["id"], "items": ITEMS}
+    placed = (await api.post("/orders", json=order, headers={"Idempotency-Key": "cancel-test-0001"})).json()
+    first = await api.post(f"/orders/{placed['id']}/cancellation")
+    again = await api.post(f"/orders/{placed['id']}/cancellation")
+    assert first.status_code == again.status_code == 200, first.text
+    assert first.json() == again.json()
+    assert (first.json()["status"], first.json()["cancellation_reason"], first.json()["version"]) == (
+        "cancelled",
+        "customer",
+        2,
+    )
+    assert first.headers["ETag"] == '"2"'
+    assert_problem(await api.post("/orders/999999/cancellation"), 404)
+    assert_problem(await api.post("/orders/0/cancellation"), 422)
+    assert_problem(await api.post("/orders/99999999999999999999/cancellation"), 422)  # beyond BIGINT
 
 
 @pytest.mark.parametrize(

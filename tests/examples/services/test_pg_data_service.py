@@ -451,3 +451,97 @@ async def test_a_link_code_links_one_chat_once_within_ten_minutes(
     assert_problem(
         await pg.post("/telegram-links", json={"code": taken["code"], "chat_id": 5}, headers=bot), 409
     )
+
+
+async def announced_cancellations(postgres_url: str, order_id: int) -> list[dict[str, Any]]:
+    """The ``order.cancelled`` events the outbox holds for the order: what the relay will publish."""
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        rows = await connection.fetch(
+            "SELECT envelope FROM outbox WHERE event_type = 'order.cancelled' AND order_id = $1", order_id
+        )
+    finally:
+        await connection.close()
+    return [json.loads(row["envelope"])["data"] for row in rows]
+
+
+async def test_twenty_concurrent_cancels_cancel_once_and_announce_once(
+    pg: httpx.AsyncClient, postgres_url: str
+) -> None:
+    user = await new_user(pg)
+    order = (await pg.post("/orders", json={"user_id": user["id"], "items": ITEMS})).json()
+    cancel = {"reason": "customer"}
+    answers = await asyncio.gather(
+        *(pg.post(f"/orders/{order['id']}/cancellation", json=cancel) for _ in range(20))
+    )
+    assert {(a.status_code, a.json()["status"], a.json()["version"]) for a in answers} == {
+        (200, "cancelled", 2)
+    }
+    announced = await announced_cancellations(postgres_url, order["id"])
+    assert announced == [{"order_id": order["id"], "user_id": user["id"], "reason": "customer"}]
+
+
+async def test_a_conditional_cancel_cancels_only_the_version_read(
+    pg: httpx.AsyncClient, postgres_url: str
+) -> None:
+    user = await new_user(pg)
+    order = (await pg.post("/orders", json={"user_id": user["id"], "items": ITEMS})).json()
+    path = f"/orders/{order['id']}"
+    await pg.patch(path, json={"status": "confirmed"}, headers={"If-Match": '"1"'})
+    late = {"reason": "not_confirmed_in_time"}
+    stale = await pg.post(f"{path}/cancellation", json=late, headers={"If-Match": '"1"'})
+    assert_problem(stale, 412)
+    assert (await pg.get(path)).json()["status"] == "confirmed"
+    assert await announced_cancellations(postgres_url, order["id"]) == []
+    current = await pg.post(f"{path}/cancellation", json=late, headers={"If-Match": '"2"'})
+    assert (current.json()["status"], current.json()["version"]) == ("cancelled", 3)
+
+
+async def test_an_operator_s_cancel_through_patch_is_announced_too(
+    pg: httpx.AsyncClient, postgres_url: str
+) -> None:
+    user = await new_user(pg)
+    order = (await pg.post("/orders", json={"user_id": user["id"], "items": ITEMS})).json()
+    cancelled = await pg.patch(
+        f"/orders/{order['id']}", json={"status": "cancelled"}, headers={"If-Match": '"1"'}
+    )
+    assert cancelled.json()["cancellation_reason"] == "support"
+    assert [event["reason"] for event in await announced_cancellations(postgres_url, order["id"])] == [
+        "support"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "caller", "status"),
+    [
+        ("/orders/{id}/cancellation", {"reason": "CUSTOMER"}, "api", 422),
+        ("/orders/{id}/cancellation", {"reason": "customer", "refund": True}, "api", 422),
+        ("/orders/{id}/cancellation", {}, "api", 422),
+        ("/orders/{id}/cancellation", ["customer"], "api", 422),
+        ("/orders/424242/cancellation", {"reason": "customer"}, "api", 404),
+        ("/orders/9223372036854775808/cancellation", {"reason": "customer"}, "api", 422),
+        ("/orders/{id}/cancellation", {"reason": "customer"}, "bot", 403),  # the bot may only read
+    ],
+)
+async def test_a_bad_cancel_is_refused_and_cancels_nothing(
+    pg: httpx.AsyncClient, path: str, body: Any, caller: str, status: int
+) -> None:
+    user = await new_user(pg)
+    order = (await pg.post("/orders", json={"user_id": user["id"], "items": ITEMS})).json()
+    response = await pg.post(path.format(id=order["id"]), json=body, headers=auth(caller))
+    assert_problem(response, status)
+    assert (await pg.get(f"/orders/{order['id']}")).json()["status"] == "placed"
+
+
+async def test_the_database_refuses_a_cancelled_order_without_a_reason(
+    pg: httpx.AsyncClient, postgres_url: str
+) -> None:
+    """The constraint of migration 0006 holds for any writer, not only this service's code."""
+    user = await new_user(pg)
+    order = (await pg.post("/orders", json={"user_id": user["id"], "items": ITEMS})).json()
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        with pytest.raises(asyncpg.CheckViolationError, match="orders_cancelled_has_reason"):
+            await connection.execute("UPDATE orders SET status = 'cancelled' WHERE id = $1", order["id"])
+    finally:
+        await connection.close()

@@ -107,7 +107,10 @@ async def started(name: str, env: dict[str, str]) -> AsyncIterator[Running]:
 async def traced_work(name: str, base_url: str) -> None:
     if name in {"worker_service", "bot_service"}:  # ready only while the broker delivers to its consumer
         async with aiohttp.ClientSession() as session, session.get(f"{base_url}/health/ready") as r:
-            assert (await r.json())["checks"]["events"] == "ok"
+            checks = (await r.json())["checks"]
+            consumers = {key: value for key, value in checks.items() if key.startswith(("worker.", "bot."))}
+            assert set(consumers.values()) == {"ok"}, checks
+            assert len(consumers) == 2, checks  # order.placed or .confirmed, and order.cancelled
         return  # the periodic job's run, the bot's getMe: both are traced on their own
     path = "/preferences/1" if name == "mongo_data_service" else "/users/1"
     headers = bearer(1) if name == "api_service" else auth()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from decimal import Decimal
 
 import aio_pika
@@ -22,14 +23,22 @@ from reference_system.waiting import eventually
 from shared.clients.mongo import MongoDataClient
 from shared.clients.pg import PgDataClient
 from shared.events.consumer import EventConsumer
-from shared.events.envelope import Envelope, Event, OrderConfirmed, OrderPlaced, decode, new_event
+from shared.events.envelope import (
+    Envelope,
+    Event,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderPlaced,
+    decode,
+    new_event,
+)
 from shared.events.parking_lot import inspect
 from shared.events.publisher import EventPublisher
 from shared.lifecycle import Lifecycle
 from tests.examples.services.conftest import TOKENS
 from tests.examples.services.test_pg_data_service import ALICE, ITEMS
-from worker_service.consumers import on_order_placed
-from worker_service.jobs import confirm_placed_orders
+from worker_service.consumers import on_order_cancelled, on_order_placed
+from worker_service.jobs import cancel_late_orders, confirm, confirm_placed_orders
 from worker_service.main import run
 from worker_service.runner import run_periodically
 from worker_service.settings import Settings
@@ -87,14 +96,14 @@ async def test_a_crash_between_the_two_writes_is_repaired_by_the_next_run(
     assert (await pg.get(f"/orders/{order_id}")).json()["status"] == "confirmed"
 
 
-async def test_an_order_cancelled_meanwhile_is_skipped(
-    pg: httpx.AsyncClient, pg_url: str, mongo_url: str
+async def test_an_order_cancelled_meanwhile_is_skipped_and_its_record_withdrawn(
+    pg: httpx.AsyncClient, mongo: httpx.AsyncClient, pg_url: str, mongo_url: str
 ) -> None:
-    _, [order_id] = await place_orders(pg, 1)
+    user_id, [order_id] = await place_orders(pg, 1)
     token = SecretStr(TOKENS["worker"])
     async with PgDataClient(pg_url, token) as pg_client, MongoDataClient(mongo_url, token) as mongo_client:
         page = await pg_client.list_orders()
-        await pg.patch(f"/orders/{order_id}", json={"status": "cancelled"}, headers={"If-Match": '"1"'})
+        await pg.post(f"/orders/{order_id}/cancellation", json={"reason": "customer"})
 
         async def stale_list(**_: object) -> object:
             return page  # what the worker read just before the cancel
@@ -102,8 +111,81 @@ async def test_an_order_cancelled_meanwhile_is_skipped(
         pg_client.list_orders = stale_list  # type: ignore[assignment,method-assign]
         skipped_before = skipped()
         assert await confirm_placed_orders(pg_client, mongo_client) == 0
+        assert await confirm_placed_orders(pg_client, mongo_client) == 0  # a repeat adds nothing
     assert (await pg.get(f"/orders/{order_id}")).json()["status"] == "cancelled"
-    assert skipped() - skipped_before == 1
+    assert skipped() - skipped_before == 2
+    # The record appended before the refused confirm, and the compensation that undoes it.
+    assert await kinds(mongo, user_id) == ["order.confirmation_withdrawn", "order.confirmed"]
+
+
+async def test_a_record_of_a_real_confirmation_is_not_withdrawn_when_the_order_is_cancelled_later(
+    pg: httpx.AsyncClient, mongo: httpx.AsyncClient, pg_url: str, mongo_url: str
+) -> None:
+    """The job and the event handler both confirm: one wins, the user cancels, the other is refused.
+    The order was confirmed, so the record stays true (the cancellation has its own record)."""
+    user_id, [order_id] = await place_orders(pg, 1)
+    token = SecretStr(TOKENS["worker"])
+    async with PgDataClient(pg_url, token) as pg_client, MongoDataClient(mongo_url, token) as mongo_client:
+        seen = await pg_client.get_order(order_id)
+        assert await confirm(pg_client, mongo_client, seen)  # the path that won
+        await pg.post(f"/orders/{order_id}/cancellation", json={"reason": "customer"})
+        assert not await confirm(pg_client, mongo_client, seen)  # the other path, refused
+    assert await kinds(mongo, user_id) == ["order.confirmed"]
+
+
+async def test_a_cancellation_is_recorded_once_however_often_it_is_handled(
+    mongo: httpx.AsyncClient, mongo_url: str
+) -> None:
+    cancelled = OrderCancelled(order_id=7, user_id=70, reason="customer")
+    event = new_event(cancelled)
+    async with MongoDataClient(mongo_url, SecretStr(TOKENS["worker"])) as mongo_client:
+        handle = on_order_cancelled(mongo_client)
+        await handle(event, cancelled)
+        await handle(event, cancelled)  # redelivered, or the same cancel announced by a retried relay
+    items = (await mongo.get("/activity", params={"user_id": 70})).json()["items"]
+    assert [(i["kind"], i["payload"]) for i in items] == [
+        ("order.cancelled", {"order_id": 7, "reason": "customer"})
+    ]
+
+
+async def kinds(mongo: httpx.AsyncClient, user_id: int) -> list[str]:
+    """The user's activity, newest first."""
+    items = (await mongo.get("/activity", params={"user_id": user_id})).json()["items"]
+    return [item["kind"] for item in items]
+
+
+async def test_the_timeout_cancels_late_orders_even_with_mongodb_down(
+    pg: httpx.AsyncClient, pg_url: str
+) -> None:
+    _, ids = await place_orders(pg, 3)
+    token = SecretStr(TOKENS["worker"])
+    mongo_down = f"http://127.0.0.1:{free_port()}"  # nothing listens: every call to it fails
+    async with (
+        PgDataClient(pg_url, token) as pg_client,
+        MongoDataClient(mongo_down, token, attempts=1) as mongo_client,
+    ):
+        assert await confirm_placed_orders(pg_client, mongo_client, confirm_within=timedelta(0)) == 0
+    orders = [(await pg.get(f"/orders/{order_id}")).json() for order_id in ids]
+    assert {(o["status"], o["cancellation_reason"]) for o in orders} == {
+        ("cancelled", "not_confirmed_in_time")
+    }
+
+
+async def test_the_timeout_leaves_an_order_confirmed_since_it_was_listed(
+    pg: httpx.AsyncClient, pg_url: str
+) -> None:
+    _, [order_id] = await place_orders(pg, 1)
+    token = SecretStr(TOKENS["worker"])
+    async with PgDataClient(pg_url, token) as pg_client:
+        page = await pg_client.list_orders()
+        await pg.patch(f"/orders/{order_id}", json={"status": "confirmed"}, headers={"If-Match": '"1"'})
+
+        async def stale_list(**_: object) -> object:
+            return page  # listed as placed, confirmed just after
+
+        pg_client.list_orders = stale_list  # type: ignore[assignment,method-assign]
+        assert await cancel_late_orders(pg_client, timedelta(0)) == 0
+    assert (await pg.get(f"/orders/{order_id}")).json()["status"] == "confirmed"
 
 
 def skipped() -> float:

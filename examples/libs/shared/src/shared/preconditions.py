@@ -34,3 +34,15 @@ async def expected_version(
 
 
 type ExpectedVersion = Annotated[int, Depends(expected_version)]
+
+
+async def expected_version_if_any(
+    if_match: Annotated[
+        str | None, Header(alias="If-Match", max_length=40, description='The ETag you read, e.g. "3"')
+    ] = None,
+) -> int | None:
+    """For a change that is safe without If-Match, and conditional with it."""
+    return None if if_match is None else await expected_version(if_match)
+
+
+type VersionIfAny = Annotated[int | None, Depends(expected_version_if_any)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import EmailStr
 
@@ -18,12 +18,24 @@ from api_service.cache import UserCache
 from api_service.rate_limit import LinkCodeLimit, SignUpLimit
 from shared.clients.mongo import MongoDataClient
 from shared.clients.pg import PgDataClient
+from shared.contracts.ids import Id
 from shared.contracts.mongo import Activity
 from shared.contracts.pages import Cursor, Limit, Page
-from shared.contracts.pg import LinkCode, Name, Order, OrderCreate, Strict, User, UserCreate, UserUpdate
+from shared.contracts.pg import (
+    CancellationReason,
+    LinkCode,
+    Name,
+    Order,
+    OrderCreate,
+    Strict,
+    User,
+    UserCreate,
+    UserUpdate,
+)
 from shared.idempotency import IdempotencyKey, RequiredIdempotencyKey
 from shared.observability.metrics import ORDERS_PLACED, USERS_REGISTERED
 from shared.preconditions import ExpectedVersion, etag
+from shared.problems import ProblemError
 
 # --8<-- [start:own-id]
 type OwnId = Annotated[int, Depends(own)]  # the path's user id, the caller's own (404 otherwise)
@@ -127,6 +139,22 @@ async def place_order(
         order.model_dump(mode="json"), status_code=201, headers={"Location": f"/orders/{order.id}"}
     )
     # --8<-- [end:place-order]
+
+
+# --8<-- [start:cancel-order]
+@router.post("/orders/{order_id}/cancellation", tags=["orders"])
+async def cancel_order(
+    order_id: Annotated[Id, Path()], current: CurrentUser, pg: Pg, response: Response
+) -> Order:
+    """Cancel an order of yours, placed or confirmed; asking again changes nothing. What the
+    confirmation did is undone, and you are told, by the consumers of ``order.cancelled``."""
+    order = await pg.get_order(order_id)
+    if order.user_id != current:  # answered as for an order that does not exist
+        raise ProblemError(404, f"order {order_id} does not exist")
+    order = await pg.cancel_order(order_id, CancellationReason.customer)
+    response.headers["ETag"] = etag(order.version)
+    return order
+    # --8<-- [end:cancel-order]
 
 
 @router.get("/users/{user_id}/orders", tags=["orders"])

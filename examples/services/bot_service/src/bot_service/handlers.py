@@ -13,7 +13,7 @@ from shared.clients.mongo import MongoDataClient
 from shared.clients.pg import PgDataClient
 from shared.contracts.pg import User, UserCreate
 from shared.events.consumer import Handler, Permanent
-from shared.events.envelope import Envelope, Event, OrderConfirmed
+from shared.events.envelope import Envelope, Event, OrderCancelled, OrderConfirmed
 from shared.observability.metrics import NOTIFICATIONS, USERS_REGISTERED
 
 
@@ -102,19 +102,44 @@ def on_order_confirmed(bot: Bot, pg: PgDataClient) -> Handler:
 
     async def notify(event: Envelope, data: Event) -> None:
         assert isinstance(data, OrderConfirmed)
-        user = await pg.get_user(data.user_id)
-        if user.telegram_chat_id is None:
-            NOTIFICATIONS.labels("no_chat").inc()
-            return
-        try:
-            await bot.send_message(user.telegram_chat_id, f"Your order #{data.order_id} is confirmed.")
-        except TelegramForbiddenError as error:  # the user blocked the bot: no retry will deliver it
-            NOTIFICATIONS.labels("blocked").inc()
-            raise Permanent(f"chat {user.telegram_chat_id}: {error.message}") from error
-        except Exception:  # flood control (429 with retry_after), Telegram down: retried later
-            NOTIFICATIONS.labels("failed").inc()
-            raise
-        NOTIFICATIONS.labels("sent").inc()
+        await tell(bot, pg, data.user_id, f"Your order #{data.order_id} is confirmed.")
 
     return notify
+
+
+async def tell(bot: Bot, pg: PgDataClient, user_id: int, text: str) -> None:
+    """Send ``text`` to the user's linked chat; raise for a retry, or :class:`Permanent`."""
+    user = await pg.get_user(user_id)
+    if user.telegram_chat_id is None:
+        NOTIFICATIONS.labels("no_chat").inc()
+        return
+    try:
+        await bot.send_message(user.telegram_chat_id, text)
+    except TelegramForbiddenError as error:  # the user blocked the bot: no retry will deliver it
+        NOTIFICATIONS.labels("blocked").inc()
+        raise Permanent(f"chat {user.telegram_chat_id}: {error.message}") from error
+    except Exception:  # flood control (429 with retry_after), Telegram down: retried later
+        NOTIFICATIONS.labels("failed").inc()
+        raise
+    NOTIFICATIONS.labels("sent").inc()
     # --8<-- [end:notify]
+
+
+# --8<-- [start:cancelled]
+BECAUSE = {
+    "customer": ", as you asked",
+    "not_confirmed_in_time": ": we could not confirm it in time",
+    "support": " by our support team",
+}
+
+
+def on_order_cancelled(bot: Bot, pg: PgDataClient) -> Handler:
+    """Tell the user their order is cancelled, and why: the last step of the cancellation saga."""
+
+    async def notify(event: Envelope, data: Event) -> None:
+        assert isinstance(data, OrderCancelled)
+        because = BECAUSE.get(data.reason, "")  # a reason added after this bot shipped still tells
+        await tell(bot, pg, data.user_id, f"Your order #{data.order_id} is cancelled{because}.")
+
+    return notify
+    # --8<-- [end:cancelled]

@@ -11,7 +11,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from redis.asyncio import Redis
 
-from bot_service.handlers import build_router, on_order_confirmed
+from bot_service.handlers import build_router, on_order_cancelled, on_order_confirmed
 from bot_service.settings import Settings
 from shared.clients.both import data_clients, needed
 from shared.events.consumer import EventConsumer
@@ -31,20 +31,21 @@ async def run(settings: Settings, life: Lifecycle) -> None:
         if settings.rabbitmq_url is not None:
             redis = Redis.from_url(str(settings.redis_url), socket_timeout=2, socket_connect_timeout=2)
             stack.push_async_callback(redis.aclose)
-            consumer = await stack.enter_async_context(
-                EventConsumer(
-                    str(settings.rabbitmq_url),
-                    "bot.order-confirmed",
-                    ["order.confirmed"],
-                    on_order_confirmed(bot, pg),
-                    redis,
-                    retry_delays_ms=settings.retry_delays_ms,
-                    remember_prefix=settings.redis_prefix,
-                    deduplicate=settings.deduplicate_events,
-                )
+            consumer = partial(
+                EventConsumer,
+                redis=redis,
+                retry_delays_ms=settings.retry_delays_ms,
+                remember_prefix=settings.redis_prefix,
+                deduplicate=settings.deduplicate_events,
             )
-            await stack.enter_async_context(life.background(events=consumer.watch))
-            checks["events"] = consumer.check
+            url = str(settings.rabbitmq_url)
+            for queue, key, handler in (
+                ("bot.order-confirmed", "order.confirmed", on_order_confirmed(bot, pg)),
+                ("bot.order-cancelled", "order.cancelled", on_order_cancelled(bot, pg)),
+            ):
+                events = await stack.enter_async_context(consumer(url, queue, [key], handler))
+                await stack.enter_async_context(life.background(**{queue: events.watch}))
+                checks[queue] = events.check
         dispatcher = Dispatcher(pg=pg, mongo=mongo)  # handlers take the clients by name
         dispatcher.include_router(build_router())
         await stack.enter_async_context(life.background(telegram_polling=partial(poll, dispatcher, bot)))

@@ -18,6 +18,7 @@ from pg_data_service.tables import OrderRow, OutboxRow, UserRow
 from shared.contracts.pages import InvalidCursor, Page, decode_cursor, page_of
 from shared.contracts.pg import (
     ALLOWED_TRANSITIONS,
+    CancellationReason,
     Order,
     OrderCreate,
     OrderStatus,
@@ -25,7 +26,7 @@ from shared.contracts.pg import (
     UserCreate,
     UserUpdate,
 )
-from shared.events.envelope import OrderPlaced, new_event
+from shared.events.envelope import Event, OrderCancelled, OrderPlaced, new_event
 from shared.observability.tracing import trace_headers
 from shared.problems import ProblemError
 
@@ -133,15 +134,17 @@ class OrderRepository:
         )
         self.session.add(row)
         await self.session.flush()
-        event = new_event(
-            OrderPlaced(order_id=row.id, user_id=row.user_id, total=row.total), trace=trace_headers()
-        )
-        self.session.add(
-            OutboxRow(event_id=event.id, event_type=event.type, envelope=event.model_dump(mode="json"))
-        )
+        self.announce(OrderPlaced(order_id=row.id, user_id=row.user_id, total=row.total))
         await self.session.flush()
         await self.session.refresh(row)
         return _order(row)
+
+    def announce(self, data: Event) -> None:
+        """Queue ``data`` in the outbox, in this transaction: the relay publishes it after commit."""
+        event = new_event(data, trace=trace_headers())
+        self.session.add(
+            OutboxRow(event_id=event.id, event_type=event.type, envelope=event.model_dump(mode="json"))
+        )
         # --8<-- [end:create-order]
 
     async def get_order(self, order_id: int) -> Order:
@@ -166,19 +169,52 @@ class OrderRepository:
         return page_of([_order(row) for row in rows], limit, key=lambda order: (order.id,))
         # --8<-- [end:keyset]
 
+    # --8<-- [start:cancel]
+    async def cancel(
+        self, order_id: int, reason: CancellationReason, expected_version: int | None = None
+    ) -> Order:
+        """Cancel a placed or confirmed order (only at ``expected_version``, if given) and announce
+        it, once: a cancelled order is answered as it is, so a retry, or two callers at once, change
+        nothing more and announce nothing more."""
+        statement = (
+            update(OrderRow)
+            # Two cancels at once: the second waits for the first's row lock, then finds the row
+            # cancelled and matches nothing (PostgreSQL re-checks the WHERE after the wait).
+            .where(OrderRow.id == order_id, OrderRow.status != OrderStatus.cancelled.value)
+            .values(status=OrderStatus.cancelled.value, cancellation_reason=reason.value)
+            .values(version=OrderRow.version + 1)
+            .returning(OrderRow)
+        )
+        if expected_version is not None:
+            statement = statement.where(OrderRow.version == expected_version)
+        row = (await self.session.execute(statement)).scalar_one_or_none()
+        if row is None:
+            current = await self.get_order(order_id)  # 404 if there is no such order
+            if current.status == OrderStatus.cancelled:
+                return current
+            raise ProblemError(412, f"order {order_id} is no longer at version {expected_version}")
+        self.announce(OrderCancelled(order_id=row.id, user_id=row.user_id, reason=reason.value))
+        return _order(row)
+        # --8<-- [end:cancel]
+
     async def set_status(self, order_id: int, status: OrderStatus, expected_version: int) -> Order:
         current = await self.get_order(order_id)
         if current.version != expected_version:
             raise ProblemError(412, f"order {order_id} is no longer at version {expected_version}")
         if status not in ALLOWED_TRANSITIONS[current.status]:
             raise ProblemError(409, f"order {order_id} cannot go from {current.status} to {status}")
+        cancelled = status == OrderStatus.cancelled
+        support = CancellationReason.support.value  # an operator's cancel, announced like any other
         statement = (
             update(OrderRow)
             .where(OrderRow.id == order_id, OrderRow.version == expected_version)
             .values(status=status.value, version=OrderRow.version + 1)
+            .values(cancellation_reason=support if cancelled else None)
             .returning(OrderRow)
         )
         row = (await self.session.execute(statement)).scalar_one_or_none()
         if row is None:
             await missing_or_stale(self.session, OrderRow, order_id, expected_version)
+        if cancelled:
+            self.announce(OrderCancelled(order_id=row.id, user_id=row.user_id, reason=support))
         return _order(row)

@@ -22,6 +22,7 @@ from shared.contracts.pg import (
     ChatId,
     LinkCode,
     Order,
+    OrderCancellation,
     OrderCreate,
     OrderStatus,
     OrderStatusUpdate,
@@ -31,7 +32,7 @@ from shared.contracts.pg import (
     UserUpdate,
 )
 from shared.idempotency import IdempotencyKey
-from shared.preconditions import ExpectedVersion, etag
+from shared.preconditions import ExpectedVersion, VersionIfAny, etag
 
 type PathId = Annotated[Id, Path()]
 
@@ -194,6 +195,26 @@ async def list_orders(
     status: OrderStatus | None = None,
 ) -> Page[Order]:
     return await OrderRepository(db).list_orders(limit=limit, cursor=cursor, user_id=user_id, status=status)
+
+
+# --8<-- [start:cancel-route]
+@router.post("/orders/{order_id}/cancellation", response_model=Order, tags=["orders"])
+async def cancel_order(
+    order_id: PathId,
+    cancellation: OrderCancellation,
+    version: VersionIfAny,
+    db: Session,
+    response: Response,
+    _: WritesOrders,
+) -> Order:
+    """Cancel the order (200 with it), announcing ``order.cancelled`` once; a cancelled order is
+    answered as it is. Without ``If-Match`` a cancel wins over a confirmation in flight (the user
+    asked); with it, only the version read is cancelled (the worker's timeout)."""
+    order = await OrderRepository(db).cancel(order_id, cancellation.reason, version)
+    await db.commit()
+    response.headers["ETag"] = etag(order.version)
+    return order
+    # --8<-- [end:cancel-route]
 
 
 @router.patch("/orders/{order_id}", response_model=Order, tags=["orders"])

@@ -51,10 +51,14 @@ class TelegramLinkCodeRow(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+CANCELLED_HAS_REASON = "(status = 'cancelled') = (cancellation_reason IS NOT NULL)"
+
+
 class OrderRow(Base):
     __tablename__ = "orders"
     __table_args__ = (
         CheckConstraint("status IN ('placed', 'confirmed', 'cancelled')", name="orders_status_valid"),
+        CheckConstraint(CANCELLED_HAS_REASON, name="orders_cancelled_has_reason"),
         Index("orders_user_id_id", "user_id", "id"),
     )
 
@@ -65,6 +69,7 @@ class OrderRow(Base):
     status: Mapped[str] = mapped_column(String(16), default="placed")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     version: Mapped[int] = mapped_column(default=1)
+    cancellation_reason: Mapped[str | None] = mapped_column(String(32))
 
 
 class IdempotencyRow(Base):

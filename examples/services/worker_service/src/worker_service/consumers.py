@@ -1,4 +1,5 @@
-"""The worker's event handler: ``order.placed`` in, the order confirmed, ``order.confirmed`` out."""
+"""The worker's event handlers: ``order.placed`` in, the order confirmed, ``order.confirmed`` out;
+``order.cancelled`` in, the cancellation recorded in the user's activity."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from shared.clients.mongo import MongoDataClient
 from shared.clients.pg import PgDataClient
 from shared.contracts.pg import OrderStatus
 from shared.events.consumer import Handler, Permanent
-from shared.events.envelope import Envelope, Event, OrderConfirmed, OrderPlaced, new_event
+from shared.events.envelope import Envelope, Event, OrderCancelled, OrderConfirmed, OrderPlaced, new_event
 from shared.events.publisher import EventPublisher
 from shared.observability.tracing import trace_headers
 from worker_service.jobs import confirm
@@ -38,3 +39,21 @@ def on_order_placed(pg: PgDataClient, mongo: MongoDataClient, publisher: EventPu
 
     return handle
     # --8<-- [end:handler]
+
+
+# --8<-- [start:cancelled]
+def on_order_cancelled(mongo: MongoDataClient) -> Handler:
+    """Record the cancellation: the compensation, in the append-only activity log, of the
+    ``order.confirmed`` record (if the order got that far)."""
+
+    async def handle(event: Envelope, data: Event) -> None:
+        assert isinstance(data, OrderCancelled)
+        await mongo.append_activity(
+            data.user_id,
+            "order.cancelled",
+            {"order_id": data.order_id, "reason": data.reason},
+            idempotency_key=f"order-cancelled-{data.order_id}",
+        )
+
+    return handle
+    # --8<-- [end:cancelled]

@@ -5,22 +5,32 @@ with an idempotency key; the order is confirmed second, with ``If-Match``. If th
 worker dies between the two, the order is still ``placed``, the next run repeats
 both steps, and the key turns the repeated append into a no-op. The other order
 (confirm, then append) would lose the activity record on such a crash.
+
+The price of that order is a compensation: when the confirm is refused because the user
+cancelled in between, the record already appended is withdrawn by a second record (the
+activity log is append-only: what happened stays, and so does its undoing).
+
+The job is also the saga's timer: an order still placed ``confirm_within`` after it was
+placed is cancelled, and its user told, instead of waiting on for an outage to end.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 
 from prometheus_client import Counter
 
 from shared.clients.errors import Conflict
 from shared.clients.mongo import MongoDataClient
 from shared.clients.pg import PgDataClient
-from shared.contracts.pg import Order, OrderStatus
+from shared.contracts.pg import CancellationReason, Order, OrderStatus
 
 log = logging.getLogger(__name__)
 CONFIRMED = Counter("worker_orders_confirmed", "Orders the worker confirmed")
 SKIPPED = Counter("worker_orders_skipped", "Orders changed by someone else while the worker confirmed them")
+WITHDRAWN = Counter("worker_confirmations_withdrawn", "Activity records undone: cancelled first")
+TIMED_OUT = Counter("worker_orders_timed_out", "Placed orders cancelled for not being confirmed in time")
 
 
 # --8<-- [start:confirm]
@@ -37,13 +47,65 @@ async def confirm(pg: PgDataClient, mongo: MongoDataClient, order: Order) -> boo
         await pg.set_order_status(order.id, OrderStatus.confirmed, version=order.version)
     except Conflict:
         SKIPPED.inc()  # cancelled or confirmed meanwhile: its new state wins
+        await withdraw_if_cancelled_first(pg, mongo, order)
         return False
     CONFIRMED.inc()
     return True
+    # --8<-- [end:confirm]
 
 
-async def confirm_placed_orders(pg: PgDataClient, mongo: MongoDataClient, batch_size: int = 20) -> int:
-    """Confirm up to ``batch_size`` placed orders; return how many this run confirmed."""
+# --8<-- [start:compensate]
+async def withdraw_if_cancelled_first(pg: PgDataClient, mongo: MongoDataClient, seen: Order) -> None:
+    """The compensation of the record above, when the cancel came between our read and our write.
+
+    Every write moves an order's version on by one, so "cancelled, one version after the one we
+    read" means the cancel was the only change: the order was never confirmed. Anything later
+    (confirmed by the other path, then cancelled) leaves the record true, and it stays.
+    """
+    now = await pg.get_order(seen.id)
+    if now.status == OrderStatus.cancelled and now.version == seen.version + 1:
+        await mongo.append_activity(
+            seen.user_id,
+            "order.confirmation_withdrawn",
+            {"order_id": seen.id, "reason": str(now.cancellation_reason)},
+            idempotency_key=f"order-confirmation-withdrawn-{seen.id}",
+        )
+        WITHDRAWN.inc()
+        # --8<-- [end:compensate]
+
+
+# --8<-- [start:timeout]
+async def cancel_late_orders(pg: PgDataClient, confirm_within: timedelta) -> int:
+    """The saga's timeout: cancel each order still placed ``confirm_within`` after it was placed.
+
+    ``If-Match`` with the version read: an order confirmed since the listing is left confirmed.
+    The clock compared is this process's against PostgreSQL's ``now()``: with NTP, milliseconds
+    apart, against a deadline of minutes.
+    """
+    deadline, cursor, cancelled = datetime.now(UTC) - confirm_within, None, 0
+    while True:  # every placed order, newest first, a page at a time (keyset: no page is skipped)
+        page = await pg.list_orders(status=OrderStatus.placed, limit=100, cursor=cursor)
+        for order in (o for o in page.items if o.created_at < deadline):
+            try:
+                await pg.cancel_order(order.id, CancellationReason.not_confirmed_in_time, order.version)
+            except Conflict:
+                continue  # confirmed meanwhile: the saga ended well after all
+            TIMED_OUT.inc()
+            cancelled += 1
+        if page.next_cursor is None:
+            return cancelled
+        cursor = page.next_cursor
+
+
+async def confirm_placed_orders(
+    pg: PgDataClient,
+    mongo: MongoDataClient,
+    batch_size: int = 20,
+    confirm_within: timedelta = timedelta(minutes=15),
+) -> int:
+    """Cancel the late orders first (that needs PostgreSQL alone, so it works through a MongoDB
+    outage); then confirm up to ``batch_size`` placed orders. Return how many were confirmed."""
+    await cancel_late_orders(pg, confirm_within)
     page = await pg.list_orders(status=OrderStatus.placed, limit=batch_size)
     return sum([await confirm(pg, mongo, order) for order in page.items])
-    # --8<-- [end:confirm]
+    # --8<-- [end:timeout]

@@ -6,6 +6,8 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
+from functools import partial
 
 from redis.asyncio import Redis
 
@@ -16,7 +18,7 @@ from shared.events.consumer import EventConsumer
 from shared.events.publisher import EventPublisher
 from shared.lifecycle import Lifecycle
 from shared.ops_server import ops_server
-from worker_service.consumers import on_order_placed
+from worker_service.consumers import on_order_cancelled, on_order_placed
 from worker_service.jobs import confirm_placed_orders
 from worker_service.runner import run_periodically
 from worker_service.settings import Settings
@@ -31,14 +33,16 @@ async def run(settings: Settings, life: Lifecycle) -> None:
         pg, mongo = await stack.enter_async_context(data_clients(settings))
         checks = {"process": life.check, **needed(pg, mongo)}
         if settings.rabbitmq_url is not None:
-            consumer = await stack.enter_async_context(consuming(settings, pg, mongo))
-            await stack.enter_async_context(life.background(events=consumer.watch))
-            checks["events"] = consumer.check
+            for consumer in await stack.enter_async_context(consuming(settings, pg, mongo)):
+                await stack.enter_async_context(life.background(**{consumer.name: consumer.watch}))
+                checks[consumer.name] = consumer.check
 
         async def confirm_orders(stop: asyncio.Event) -> None:
             await run_periodically(
                 "confirm_placed_orders",
-                lambda: confirm_placed_orders(pg, mongo, settings.batch_size),
+                lambda: confirm_placed_orders(
+                    pg, mongo, settings.batch_size, timedelta(seconds=settings.confirm_within_seconds)
+                ),
                 settings.job_interval_seconds,
                 stop,
             )
@@ -57,25 +61,31 @@ async def run(settings: Settings, life: Lifecycle) -> None:
 @asynccontextmanager
 async def consuming(
     settings: Settings, pg: PgDataClient, mongo: MongoDataClient
-) -> AsyncIterator[EventConsumer]:
-    """Consume ``order.placed`` while the block runs; on exit, finish the messages in hand first."""
+) -> AsyncIterator[list[EventConsumer]]:
+    """Consume ``order.placed`` and ``order.cancelled`` while the block runs; on exit, finish the
+    messages in hand first."""
     assert settings.rabbitmq_url is not None
     url = str(settings.rabbitmq_url)
     redis = Redis.from_url(str(settings.redis_url), socket_timeout=2, socket_connect_timeout=2)
+    consumer = partial(
+        EventConsumer,
+        redis=redis,
+        retry_delays_ms=settings.retry_delays_ms,
+        remember_prefix=settings.redis_prefix,
+        deduplicate=settings.deduplicate_events,
+    )
     try:
-        async with EventPublisher(url) as publisher:
-            handler = on_order_placed(pg, mongo, publisher)
-            async with EventConsumer(
+        async with (
+            EventPublisher(url) as publisher,
+            consumer(
                 url,
                 "worker.order-placed",
                 ["order.placed"],
-                handler,
-                redis,
+                on_order_placed(pg, mongo, publisher),
                 prefetch=settings.prefetch,
-                retry_delays_ms=settings.retry_delays_ms,
-                remember_prefix=settings.redis_prefix,
-                deduplicate=settings.deduplicate_events,
-            ) as consumer:
-                yield consumer
+            ) as placed,
+            consumer(url, "worker.order-cancelled", ["order.cancelled"], on_order_cancelled(mongo)) as undone,
+        ):
+            yield [placed, undone]
     finally:
         await redis.aclose()

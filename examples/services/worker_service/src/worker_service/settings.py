@@ -15,6 +15,8 @@ class Settings(DataClientSettings):
     confirm_job: bool = True  # the periodic job that confirms placed orders the events missed
     job_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
     batch_size: Annotated[int, Field(ge=1, le=100)] = 20
+    # A placed order not confirmed this long after it was placed is cancelled (the saga's timeout).
+    confirm_within_seconds: Annotated[float, Field(gt=0, le=7 * 24 * 3600)] = 900.0
     rabbitmq_url: AmqpDsn | None = None  # set: consume order.placed events
     redis_url: RedisDsn = RedisDsn("redis://127.0.0.1:6379/0")  # which events were handled
     redis_prefix: str = "worker:"

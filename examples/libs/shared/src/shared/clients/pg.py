@@ -9,6 +9,7 @@ from pydantic import SecretStr
 from shared.clients.http import DataServiceClient, query
 from shared.contracts.pages import Page
 from shared.contracts.pg import (
+    CancellationReason,
     LinkCode,
     Order,
     OrderCreate,
@@ -89,6 +90,22 @@ class PgDataClient(DataServiceClient):
     ) -> Page[Order]:
         params = query(limit=limit, user_id=user_id, status=status and status.value, cursor=cursor)
         return Page[Order].model_validate((await self.request("GET", "/orders", params=params)).body)
+
+    # --8<-- [start:cancel]
+    async def cancel_order(
+        self, order_id: int, reason: CancellationReason, version: int | None = None
+    ) -> Order:
+        """Cancel once, however often it is called (so the shared client may retry it); with
+        ``version``, only if the order is still at it (else :class:`Conflict`)."""
+        response = await self.request(
+            "POST",
+            f"/orders/{order_id}/cancellation",
+            json={"reason": reason.value},
+            headers=_if_match(version) if version is not None else {},
+            idempotent=True,
+        )
+        return Order.model_validate(response.body)
+        # --8<-- [end:cancel]
 
     async def set_order_status(self, order_id: int, status: OrderStatus, version: int) -> Order:
         response = await self.request(

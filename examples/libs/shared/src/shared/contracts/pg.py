@@ -104,6 +104,20 @@ class OrderCreate(Strict):
         return sum((item.unit_price * item.quantity for item in self.items), Decimal("0"))
 
 
+# --8<-- [start:cancellation]
+class CancellationReason(StrEnum):
+    customer = "customer"  # the user asked
+    not_confirmed_in_time = "not_confirmed_in_time"  # the saga's timeout (worker_service.jobs)
+    support = "support"  # an operator, through PATCH /orders/{id}
+
+
+class OrderCancellation(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "customer"}]})
+
+    reason: CancellationReason
+    # --8<-- [end:cancellation]
+
+
 class OrderStatusUpdate(Strict):
     model_config = ConfigDict(json_schema_extra={"examples": [{"status": "confirmed"}]})
 
@@ -118,4 +132,5 @@ class Order(BaseModel):
     status: OrderStatus
     created_at: datetime
     version: int
+    cancellation_reason: CancellationReason | None = None  # set when, and only when, cancelled
     # --8<-- [end:orders]

@@ -48,7 +48,18 @@ class OrderConfirmed(Event):
     user_id: int
 
 
-KNOWN: dict[tuple[str, int], type[Event]] = {(e.TYPE, e.VERSION): e for e in (OrderPlaced, OrderConfirmed)}
+# --8<-- [start:order-cancelled]
+class OrderCancelled(Event):
+    TYPE = "order.cancelled"
+    order_id: int
+    user_id: int
+    reason: str  # a CancellationReason value; a reader that does not know it still tells the user
+
+
+KNOWN: dict[tuple[str, int], type[Event]] = {
+    (e.TYPE, e.VERSION): e for e in (OrderPlaced, OrderConfirmed, OrderCancelled)
+}
+# --8<-- [end:order-cancelled]
 
 
 class Envelope(BaseModel):

@@ -26,7 +26,9 @@ from pamqp.common import FieldTable
 # event published before its consumer ever ran waits in the consumer's queue instead of being lost.
 SUBSCRIPTIONS: dict[str, list[str]] = {
     "worker.order-placed": ["order.placed"],
+    "worker.order-cancelled": ["order.cancelled"],
     "bot.order-confirmed": ["order.confirmed"],
+    "bot.order-cancelled": ["order.cancelled"],
 }
 
 # How long a failed message waits before attempt 2, 3, ...: growing, so an outage of a data service
