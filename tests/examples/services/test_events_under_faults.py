@@ -8,6 +8,11 @@ confirmed a batch but before the rows were marked sent, MongoDB's data service s
 for a while, connections drop while the bot waits for Telegram to answer messages it has already
 delivered, and Redis (the consumers' de-duplication records) stops and comes back.
 
+A fifth of the orders are cancelled by their user as soon as they are placed, racing the worker's
+confirmation, and another fifth a moment later, most of them once confirmed: the cancellation saga
+(``order.cancelled`` → the worker's activity record and the bot's message, the worker's
+compensation when its confirm loses the race) runs through the same faults.
+
 What is counted is what the outside world sees: the orders' rows, the activity documents, every
 ``order.confirmed`` on the exchange (a tap queue), every message the fake Telegram received, and
 the queues at the end. The periodic job that confirms orders the events missed is off here: it
@@ -66,6 +71,7 @@ PLACED_TAP = "tap.order-placed"
 SCALED_DELAYS_MS = [delay // 10 for delay in RETRY_DELAYS_MS]
 PAUSE_SECONDS = 6.0  # a minute, at the schedule's scale
 ORDERS = 500  # each fault strikes at a share of them, while events flow
+CANCEL_AT_ONCE, CANCEL_LATER, LATER = 0, 1, 40  # n % 5: cancelled at once, or when n + 40 is placed
 
 
 async def queue_depths(rabbitmq_url: str) -> dict[str, int]:
@@ -222,26 +228,27 @@ class Seen:
 
     orders: list[asyncpg.Record]
     unsent_outbox_rows: int
-    activity_order_ids: list[int]
+    activity: list[tuple[int, str]]  # (order id, kind) of every activity document
     placed: list[Envelope]  # every order.placed the relay published, from a tap queue
     announced: list[Envelope]  # every order.confirmed published, from a tap queue
     telegram: list[str]  # every message the user received
     queues: dict[str, int]
 
 
-async def confirmed(postgres_url: str) -> int:
+async def settled_orders(postgres_url: str) -> int:
+    """Orders confirmed or cancelled."""
     connection = await asyncpg.connect(postgres_url)
     try:
-        return int(await connection.fetchval("SELECT count(*) FROM orders WHERE status = 'confirmed'"))
+        return int(await connection.fetchval("SELECT count(*) FROM orders WHERE status <> 'placed'"))
     finally:
         await connection.close()
 
 
 async def reach(postgres_url: str, count: int) -> None:
     async def enough() -> bool:
-        return await confirmed(postgres_url) >= count
+        return await settled_orders(postgres_url) >= count
 
-    await eventually(enough, f"{count} orders confirmed", timeout=180, interval=0.2)
+    await eventually(enough, f"{count} orders confirmed or cancelled", timeout=180, interval=0.2)
 
 
 async def run(scenario: Scenario, orders: int, deduplicate: bool) -> Seen:
@@ -262,19 +269,31 @@ async def run(scenario: Scenario, orders: int, deduplicate: bool) -> Seen:
         user = {"email": "load@example.org", "name": "Load", "telegram_chat_id": CHAT}
         user_id = (await pg.post("/users", json=user)).json()["id"]
 
-        async def place(n: int) -> bool:
-            """Place order ``n``; through a restart of the service, again with the same key."""
-            order = {"user_id": user_id, "items": ITEMS}
+        async def send(method: str, path: str, body: dict[str, Any], headers: dict[str, str]) -> int | None:
+            """One call; through a restart of the service, None (and the caller sends it again)."""
             try:
-                response = await pg.post("/orders", json=order, headers={"Idempotency-Key": f"load-{n:05d}"})
+                response = await pg.request(method, path, json=body, headers=headers)
             except httpx.TransportError:
-                return False
-            assert response.status_code in (201, 503), response.text
-            return response.status_code == 201
+                return None
+            assert response.status_code in (200, 201, 503), response.text
+            return int(response.json()["id"]) if response.status_code in (200, 201) else None
+
+        async def cancel(order_id: int) -> None:
+            cancellation = partial(
+                send, "POST", f"/orders/{order_id}/cancellation", {"reason": "customer"}, {}
+            )
+            await eventually(cancellation, f"order {order_id} cancelled", timeout=60, interval=0.2)
 
         async def place_orders(first: int, step: int) -> None:
+            mine: dict[int, int] = {}
             for n in range(first, orders, step):
-                await eventually(partial(place, n), f"order {n} placed", timeout=60, interval=0.2)
+                key = {"Idempotency-Key": f"load-{n:05d}"}  # the same again after a restart
+                order = partial(send, "POST", "/orders", {"user_id": user_id, "items": ITEMS}, key)
+                mine[n] = await eventually(order, f"order {n} placed", timeout=60, interval=0.2)
+                if n % 5 == CANCEL_AT_ONCE:  # racing the worker's confirmation
+                    await cancel(mine[n])
+                if (n - LATER) % 5 == CANCEL_LATER and n - LATER in mine:  # confirmed by now, mostly
+                    await cancel(mine[n - LATER])
 
         placing = asyncio.gather(*(place_orders(first, 4) for first in range(4)))  # four clients at once
         await faults(scenario, orders, (pg_service, mongo_service, worker), telegram, deduplicate)
@@ -289,11 +308,13 @@ async def run(scenario: Scenario, orders: int, deduplicate: bool) -> Seen:
         # Empty queues (ready and unacknowledged): no redelivery can still come.
         queues = await eventually(settled, "every queue empty and every order announced", timeout=120)
     return Seen(
-        orders=await fetch(scenario.postgres_url, "SELECT id, status, version FROM orders"),
+        orders=await fetch(
+            scenario.postgres_url, "SELECT id, status, version, cancellation_reason FROM orders"
+        ),
         unsent_outbox_rows=len(
             await fetch(scenario.postgres_url, "SELECT id FROM outbox WHERE published_at IS NULL")
         ),
-        activity_order_ids=await activity_order_ids(scenario.mongo),
+        activity=await activity(scenario.mongo),
         placed=await tapped(scenario.rabbitmq_url, PLACED_TAP),
         announced=await tapped(scenario.rabbitmq_url, TAP),
         telegram=[sent.text for sent in telegram.sent if sent.chat_id == CHAT],
@@ -423,38 +444,86 @@ async def fetch(postgres_url: str, query: str) -> list[asyncpg.Record]:
         await connection.close()
 
 
-async def activity_order_ids(mongo: MongoTarget) -> list[int]:
+async def activity(mongo: MongoTarget) -> list[tuple[int, str]]:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo.url)
     try:
-        return [doc["payload"]["order_id"] async for doc in client[mongo.database].activity.find({})]
+        documents = client[mongo.database].activity.find({})
+        return [(doc["payload"]["order_id"], doc["kind"]) async for doc in documents]
     finally:
         await client.close()
 
 
-def check(seen: Seen, orders: int) -> None:
-    """Nothing lost, each effect once, nothing left behind."""
-    order_ids = {row["id"] for row in seen.orders}
-    assert len(order_ids) == orders
-    assert {(row["status"], row["version"]) for row in seen.orders} == {("confirmed", 2)}  # confirmed once
+# What an order's activity may hold at the end, by how it ended.
+CONFIRMED = {frozenset({"order.confirmed"})}
+CONFIRMED_THEN_CANCELLED = {frozenset({"order.confirmed", "order.cancelled"})}
+CANCELLED_FIRST = {
+    frozenset({"order.cancelled"}),  # the worker saw the order cancelled
+    # It recorded the confirmation, its confirm was refused, and it withdrew the record.
+    frozenset({"order.confirmed", "order.confirmation_withdrawn", "order.cancelled"}),
+}
+
+
+@dataclass
+class Endings:
+    confirmed: set[int]
+    confirmed_then_cancelled: set[int]  # placed → confirmed → cancelled: version 3
+    cancelled_first: set[int]  # placed → cancelled: version 2
+
+
+def check(seen: Seen, orders: int) -> Endings:
+    """Nothing lost, each effect once, nothing left behind; how the orders ended."""
+    rows = {row["id"]: row for row in seen.orders}
+    assert len(rows) == orders
+    ended: dict[tuple[str, int, str | None], set[int]] = defaultdict(set)
+    for order_id, row in rows.items():
+        ended[(row["status"], row["version"], row["cancellation_reason"])].add(order_id)
+    endings = Endings(
+        ended.pop(("confirmed", 2, None), set()),  # confirmed once
+        ended.pop(("cancelled", 3, "customer"), set()),
+        ended.pop(("cancelled", 2, "customer"), set()),
+    )
+    assert not ended, f"orders that ended otherwise: {dict(ended)}"
     assert seen.unsent_outbox_rows == 0
-    assert Counter(seen.activity_order_ids) == Counter(dict.fromkeys(order_ids, 1))  # one record each
+    twice = [record for record, count in Counter(seen.activity).items() if count > 1]
+    assert not twice, f"activity recorded twice: {twice[:10]}"
+    kinds: dict[int, set[str]] = defaultdict(set)
+    for order_id, kind in seen.activity:
+        kinds[order_id].add(kind)
+    for ids, allowed in (
+        (endings.confirmed, CONFIRMED),
+        (endings.confirmed_then_cancelled, CONFIRMED_THEN_CANCELLED),
+        (endings.cancelled_first, CANCELLED_FIRST),
+    ):
+        wrong = {order_id: kinds[order_id] for order_id in ids if frozenset(kinds[order_id]) not in allowed}
+        assert not wrong, f"activity that does not tell what happened: {dict(list(wrong.items())[:5])}"
     event_ids: dict[int, set[uuid.UUID]] = defaultdict(set)
     for event in seen.announced:
         event_ids[event.data["order_id"]].add(event.id)
-    assert set(event_ids) == order_ids, "an order was never announced"
+    assert endings.confirmed <= set(event_ids), "an order was never announced"
+    assert not set(event_ids) & endings.cancelled_first, "an order announced that was never confirmed"
     assert all(len(ids) == 1 for ids in event_ids.values()), "an order announced under two event ids"
-    told = Counter(int(text.removeprefix("Your order #").split()[0]) for text in seen.telegram)
-    twice = sorted(order_id for order_id, count in told.items() if count > 1)
-    assert not twice, f"Telegram messages for orders {twice[:10]} sent more than once"
-    assert set(told) == order_ids, "an order's Telegram message is missing"
+    told = Counter(
+        (int(text.removeprefix("Your order #").split()[0]), text.split()[4].rstrip(".,:"))
+        for text in seen.telegram
+    )
+    twice = sorted(message for message, count in told.items() if count > 1)
+    assert not twice, f"Telegram messages {twice[:10]} sent more than once"
+    cancelled = endings.confirmed_then_cancelled | endings.cancelled_first
+    assert {o for o, kind in told if kind == "cancelled"} == cancelled, "a cancellation's message is wrong"
+    confirmed_told = {o for o, kind in told if kind == "confirmed"}
+    # A confirmation's message may be missing only for an order cancelled before its announcement.
+    assert endings.confirmed <= confirmed_told <= endings.confirmed | endings.confirmed_then_cancelled
     assert {name: count for name, count in seen.queues.items() if not name.startswith("tap.") and count} == {}
+    return endings
 
 
 async def test_every_event_takes_effect_exactly_once_through_broker_and_consumer_failures(
     scenario: Scenario,
 ) -> None:
     seen = await run(scenario, ORDERS, deduplicate=True)
-    check(seen, ORDERS)
+    endings = check(seen, ORDERS)
+    assert endings.cancelled_first, "no cancel won the race with the confirmation"
+    assert endings.confirmed_then_cancelled, "no confirmed order was cancelled"
     republished = [id for id, count in Counter(event.id for event in seen.placed).items() if count > 1]
     assert republished, "the relay's kill republished nothing: the fault missed its window"
 
