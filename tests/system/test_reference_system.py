@@ -66,3 +66,19 @@ async def test_register_order_confirm_and_ask_the_bot(system: System) -> None:
     finally:
         await mongo.close()
     assert docs == [{"kind": "order.confirmed", "payload": {"order_id": order["id"], "total": "25.00"}}]
+
+    # 7. the user cancels it: the API cancels through pg_data_service, whose outbox relays
+    # order.cancelled; the worker records it beside the confirmation, the bot tells the user
+    async with httpx.AsyncClient(base_url=api_url, timeout=10, headers=dict(api.headers)) as api:
+        cancelled = (await api.post(f"/orders/{order['id']}/cancellation")).json()
+        assert (cancelled["status"], cancelled["cancellation_reason"]) == ("cancelled", "customer")
+        assert (await telegram.replies(CHAT, 4, timeout=15))[3] == (
+            f"Your order #{order['id']} is cancelled, as you asked."
+        )
+
+        async def recorded() -> list[str] | None:
+            kinds = [a["kind"] for a in (await api.get(f"/users/{user['id']}/activity")).json()["items"]]
+            return kinds if len(kinds) == 2 else None
+
+        kinds = await eventually(recorded, "the cancellation recorded", timeout=20, interval=0.2)
+        assert kinds == ["order.cancelled", "order.confirmed"]  # newest first: what happened, and its undoing

@@ -22,6 +22,7 @@ from aio_pika import ExchangeType
 from aio_pika.abc import AbstractChannel, AbstractQueue
 from pamqp.common import FieldTable
 
+# --8<-- [start:subscriptions]
 # Who listens to what, for the whole system. Every publisher declares all of it on start, so an
 # event published before its consumer ever ran waits in the consumer's queue instead of being lost.
 SUBSCRIPTIONS: dict[str, list[str]] = {
@@ -30,6 +31,7 @@ SUBSCRIPTIONS: dict[str, list[str]] = {
     "bot.order-confirmed": ["order.confirmed"],
     "bot.order-cancelled": ["order.cancelled"],
 }
+# --8<-- [end:subscriptions]
 
 # How long a failed message waits before attempt 2, 3, ...: growing, so an outage of a data service
 # or Redis of up to two minutes parks nothing (attempt 5 comes 156 s after the first), and the last
