@@ -105,7 +105,7 @@ async def customer(
         await call("GET", f"/users/{user_id}")  # the first misses the cache, the others hit
     items = [{"sku": f"sku-{n % 7}", "quantity": 1 + n % 3, "unit_price": "4.50"}]
     key = {"Idempotency-Key": f"dashboard-order-{user_id}"}
-    await call("POST", "/orders", json={"user_id": user_id, "items": items}, headers=key)
+    await call("POST", f"/users/{user_id}/orders", json={"items": items}, headers=key)
     await call("GET", f"/users/{user_id}/orders")
     await call("GET", f"/users/{user_id}/activity")
     if n % 5 == 0:  # a client mistake now and then: 422 and 404

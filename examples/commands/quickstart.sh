@@ -29,10 +29,9 @@ curl -sS --fail-with-body -X POST "$TELEGRAM/chats/4242/messages" -d "/link $COD
 # --8<-- [end:link]
 
 # --8<-- [start:order]
-ORDER_ID=$(curl -sS --fail-with-body -X POST "$API/orders" -H "Authorization: Bearer $TOKEN" -H "Idempotency-Key: quickstart-$USER_ID" \
-  -H 'Content-Type: application/json' --data @- <<BODY | json '["id"]'
-{"user_id": $USER_ID, "items": [{"sku": "book-1", "quantity": 2, "unit_price": "12.50"}]}
-BODY
+ORDER_ID=$(curl -sS --fail-with-body -X POST "$API/users/$USER_ID/orders" -H "Authorization: Bearer $TOKEN" \
+  -H "Idempotency-Key: quickstart-$USER_ID" -H 'Content-Type: application/json' \
+  --data '{"items": [{"sku": "book-1", "quantity": 2, "unit_price": "12.50"}]}' | json '["id"]'
 )
 echo "order $ORDER_ID"
 # --8<-- [end:order]

@@ -36,7 +36,7 @@ async def order_and_get_notified(system: System) -> int:
         await system.telegram.send_command(chat, f"/link {code}")
         await system.telegram.replies(chat, 1, timeout=20)  # linked
         key = {"Idempotency-Key": f"observability-order-{n}"}
-        order = (await api.post("/orders", json={"user_id": user["id"], "items": ITEMS}, headers=key)).json()
+        order = (await api.post(f"/users/{user['id']}/orders", json={"items": ITEMS}, headers=key)).json()
     notice = (await system.telegram.replies(chat, 2, timeout=20))[1]
     assert notice == f"Your order #{order['id']} is confirmed."
     return int(order["id"])
@@ -50,7 +50,9 @@ async def test_one_trace_crosses_all_five_processes(system: System) -> None:
         """The services of each complete order trace (every span's parent arrived too), the widest."""
         widest: set[str] = set()
         roots = [
-            s for s in spans if s.service == "api_service" and s.name == "POST /orders" and not s.parent_id
+            s
+            for s in spans
+            if s.service == "api_service" and s.name == "POST /users/{user_id}/orders" and not s.parent_id
         ]
         for root in roots:
             in_trace = {s.span_id: s for s in spans if s.trace_id == root.trace_id}
@@ -87,7 +89,8 @@ async def test_a_real_prometheus_scrapes_every_service_and_sees_the_flow(
         await wait_for_targets(url, count=len(SERVICES))
         order_id = await order_and_get_notified(system)
         assert order_id > 0
-        placed = 'http_requests_total{job="api_service", route="/orders", method="POST", status="201"}'
+        route = 'route="/users/{user_id}/orders", method="POST", status="201"'
+        placed = f'http_requests_total{{job="api_service", {route}}}'
         for expr in (
             placed,
             'data_client_requests_total{job="api_service", target="pg_data_service", outcome="2xx"}',

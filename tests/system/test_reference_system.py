@@ -28,8 +28,9 @@ async def test_register_order_confirm_and_ask_the_bot(system: System) -> None:
         assert (await telegram.replies(CHAT, 1, timeout=15))[0].startswith("Linked, Dana")
         # 2. place an order, retrying once with the same key as a client would after a timeout
         key = {"Idempotency-Key": "system-test-order-0001"}
-        order = (await api.post("/orders", json={"user_id": user["id"], "items": ITEMS}, headers=key)).json()
-        retry = (await api.post("/orders", json={"user_id": user["id"], "items": ITEMS}, headers=key)).json()
+        orders = f"/users/{user['id']}/orders"
+        order = (await api.post(orders, json={"items": ITEMS}, headers=key)).json()
+        retry = (await api.post(orders, json={"items": ITEMS}, headers=key)).json()
         assert retry["id"] == order["id"]
 
         # 3. the outbox relays order.placed; the worker consumes it and confirms through both data services

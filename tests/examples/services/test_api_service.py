@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api_service.app import create_app
 from api_service.auth import EndUsers, issue
 from api_service.cache import SCHEMA, TOMBSTONE, UserCache, body_of
+from api_service.routes import ORDERS_V1
 from api_service.settings import EndUserTokens, Settings
 from api_service.token import main as token_command
 from patterns.testing.pytest_fixtures import RedisTarget
@@ -31,6 +33,7 @@ from reference_system.ports import free_port
 from reference_system.waiting import eventually
 from shared.clients.pg import PgDataClient
 from shared.contracts.pg import User
+from shared.problems import ProblemError
 from tests.examples.services.conftest import TOKENS
 from tests.examples.services.test_pg_data_service import ITEMS, assert_problem
 
@@ -112,11 +115,11 @@ async def test_a_stale_update_is_412_and_an_unknown_user_404(api: httpx.AsyncCli
 
 async def test_placing_an_order_needs_an_idempotency_key_and_replays_it(api: httpx.AsyncClient) -> None:
     user = await sign_up(api)
-    order = {"user_id": user["id"], "items": ITEMS}
-    assert_problem(await api.post("/orders", json=order), 422)
+    orders, order = f"/users/{user['id']}/orders", {"items": ITEMS}
+    assert_problem(await api.post(orders, json=order), 422)
     key = {"Idempotency-Key": "order-2026-11-25-0001"}
-    first = await api.post("/orders", json=order, headers=key)
-    retry = await api.post("/orders", json=order, headers=key)
+    first = await api.post(orders, json=order, headers=key)
+    retry = await api.post(orders, json=order, headers=key)
     assert first.status_code == retry.status_code == 201
     assert retry.json()["id"] == first.json()["id"]
     listed = (await api.get(f"/users/{user['id']}/orders")).json()
@@ -126,7 +129,7 @@ async def test_placing_an_order_needs_an_idempotency_key_and_replays_it(api: htt
 async def test_an_order_for_an_unknown_user_is_404(api: httpx.AsyncClient) -> None:
     api.headers.update(bearer(555))  # a valid token, for a user who never signed up
     response = await api.post(
-        "/orders", json={"user_id": 555, "items": ITEMS}, headers={"Idempotency-Key": "k-12345678"}
+        "/users/555/orders", json={"items": ITEMS}, headers={"Idempotency-Key": "k-12345678"}
     )
     assert_problem(response, 404)
 
@@ -215,11 +218,14 @@ async def test_each_use_case_calls_the_data_service_once_per_record_never_once_p
     ):
         user = await sign_up(api)
         assert calls.take() == ["POST /users"]
-        order = {"user_id": user["id"], "items": [ITEMS[0] | {"sku": f"book-{n}"} for n in range(5)]}
-        placed = await api.post("/orders", json=order, headers={"Idempotency-Key": "n-plus-one-0001"})
+        orders, order = (
+            f"/users/{user['id']}/orders",
+            {"items": [ITEMS[0] | {"sku": f"b-{n}"} for n in range(5)]},
+        )
+        placed = await api.post(orders, json=order, headers={"Idempotency-Key": "n-plus-one-0001"})
         assert placed.status_code == 201
         assert calls.take() == [f"GET /users/{user['id']}", "POST /orders"]  # five lines, one write
-        await api.post("/orders", json=order, headers={"Idempotency-Key": "n-plus-one-0002"})
+        await api.post(orders, json=order, headers={"Idempotency-Key": "n-plus-one-0002"})
         assert calls.take() == ["POST /orders"]  # the user is cached now
         assert len((await api.get(f"/users/{user['id']}/orders")).json()["items"]) == 2
         assert calls.take() == ["GET /orders"]  # a page of orders is one call, however many
@@ -266,8 +272,10 @@ async def test_a_hanging_redis_costs_one_try_per_window_not_two_per_read(
         ("POST", "/users", {"email": "x", "name": "A"}, {}),
         ("POST", "/users", {"email": "x@example.org", "name": "A", "telegram_chat_id": 1}, {}),  # the bot's
         ("PATCH", "/users/1", {"telegram_chat_id": 1}, {"If-Match": '"1"'}),  # a chat is linked by a code
+        ("POST", "/users/1/orders", {"user_id": 1, "items": ITEMS}, {"Idempotency-Key": "k-12345678"}),
+        ("POST", "/users/1/orders", {"items": ITEMS}, {"Idempotency-Key": "short"}),
+        ("POST", "/users/1/orders", {"items": []}, {"Idempotency-Key": "k-12345678"}),
         ("POST", "/orders", {"user_id": "x", "items": ITEMS}, {"Idempotency-Key": "k-12345678"}),
-        ("POST", "/orders", {"user_id": 1, "items": ITEMS}, {"Idempotency-Key": "short"}),
         ("GET", "/users/0", None, {}),
         ("GET", "/users/1/orders?limit=500", None, {}),
         ("GET", "/users/1/activity?kind=$where", None, {}),
@@ -410,8 +418,11 @@ async def test_mongodb_down_keeps_the_api_in_rotation_and_fails_only_the_activit
         assert ready.status_code == 200
         assert ready.json()["checks"] == {"process": "ok", "pg_data_service": "ok"}
         user = await sign_up(api)
-        order = {"user_id": user["id"], "items": ITEMS}
-        placed = await api.post("/orders", json=order, headers={"Idempotency-Key": "mongo-down-0001"})
+        placed = await api.post(
+            f"/users/{user['id']}/orders",
+            json={"items": ITEMS},
+            headers={"Idempotency-Key": "mongo-down-0001"},
+        )
         assert placed.status_code == 201
         assert_problem(await api.get(f"/users/{user['id']}/activity"), 503)
 
@@ -443,7 +454,8 @@ def alice_s(
         ("GET", f"/users/{alice_id}/orders", None, {}),
         ("GET", f"/users/{alice_id}/activity", None, {}),
         ("POST", f"/users/{alice_id}/telegram-link", None, {}),
-        ("POST", "/orders", order, {"Idempotency-Key": "mallory-0001"}),
+        ("POST", f"/users/{alice_id}/orders", {"items": ITEMS}, {"Idempotency-Key": "mallory-0002"}),
+        ("POST", "/orders", order, {"Idempotency-Key": "mallory-0001"}),  # deprecated: until its sunset
     ]
 
 
@@ -454,9 +466,7 @@ async def test_every_route_needs_a_token_and_shows_nobody_else_s_data(api: httpx
     assert routes == swept | {("POST", "/users")}  # sign-up is the one route without a token
     alice = await sign_up(api, ALICE)
     placed = await api.post(
-        "/orders",
-        json={"user_id": alice["id"], "items": ITEMS},
-        headers={"Idempotency-Key": "alice-order-0001"},
+        f"/users/{alice['id']}/orders", json={"items": ITEMS}, headers={"Idempotency-Key": "alice-order-0001"}
     )
     alice_token = api.headers["Authorization"]
     bob = await sign_up(api, BOB)  # from here on, the client is Bob
@@ -476,8 +486,10 @@ async def test_cancelling_an_order_twice_cancels_it_once_and_an_unknown_one_is_4
     api: httpx.AsyncClient,
 ) -> None:
     alice = await sign_up(api, ALICE)
-    order = {"user_id": alice["id"], "items": ITEMS}
-    placed = (await api.post("/orders", json=order, headers={"Idempotency-Key": "cancel-test-0001"})).json()
+    orders = f"/users/{alice['id']}/orders"
+    placed = (
+        await api.post(orders, json={"items": ITEMS}, headers={"Idempotency-Key": "cancel-0001"})
+    ).json()
     first = await api.post(f"/orders/{placed['id']}/cancellation")
     again = await api.post(f"/orders/{placed['id']}/cancellation")
     assert first.status_code == again.status_code == 200, first.text
@@ -518,7 +530,7 @@ async def test_two_users_sending_the_same_idempotency_key_get_their_own_orders(
     placed = []
     for person in (ALICE, BOB):
         user = await sign_up(api, person)
-        response = await api.post("/orders", json={"user_id": user["id"], "items": ITEMS}, headers=key)
+        response = await api.post(f"/users/{user['id']}/orders", json={"items": ITEMS}, headers=key)
         assert response.status_code == 201, response.text
         placed.append(response.json())
     assert placed[0]["id"] != placed[1]["id"]
@@ -621,3 +633,36 @@ async def test_with_redis_down_the_limits_are_not_enforced_and_sign_up_works(
 def test_a_limit_that_does_not_parse_stops_the_service_naming_it() -> None:
     with pytest.raises(ValidationError, match="sign_up_rate"):
         Settings(jwt_key=END_USERS.jwt_key, service_token=SecretStr(TOKENS["api"]), sign_up_rate="lots")
+
+
+async def test_the_deprecated_route_says_so_until_its_sunset_and_replays_on_its_successor(
+    api: httpx.AsyncClient,
+) -> None:
+    """The old route answers as before, with the headers a client can act on; a key sent there and
+    retried on the successor (a client upgraded mid-retry) gets the first order, not a second."""
+    user = await sign_up(api)
+    key = {"Idempotency-Key": "migrating-client-0001"}
+    old = await api.post("/orders", json={"user_id": user["id"], "items": ITEMS}, headers=key)
+    if date.today() >= ORDERS_V1.sunset:  # from then on the test proves the removal
+        assert_problem(old, 410)
+        assert old.headers["Link"] == f'</users/{user["id"]}/orders>; rel="successor-version"'
+        return
+    assert old.status_code == 201, old.text
+    deprecated_at = int(old.headers["Deprecation"].removeprefix("@"))
+    assert datetime.fromtimestamp(deprecated_at, UTC).date() == ORDERS_V1.since
+    assert parsedate_to_datetime(old.headers["Sunset"]).date() == ORDERS_V1.sunset
+    assert old.headers["Link"] == f'</users/{user["id"]}/orders>; rel="successor-version"'
+    new = await api.post(f"/users/{user['id']}/orders", json={"items": ITEMS}, headers=key)
+    assert (new.status_code, new.json()["id"]) == (201, old.json()["id"])
+    assert "Deprecation" not in new.headers
+    spec = (await api.get("/openapi.json")).json()["paths"]
+    assert spec["/orders"]["post"]["deprecated"] is True
+    assert "deprecated" not in spec["/users/{user_id}/orders"]["post"]
+
+
+def test_after_the_sunset_the_route_is_gone_and_names_its_successor() -> None:
+    with pytest.raises(ProblemError) as gone:
+        ORDERS_V1.check("/users/7/orders", today=ORDERS_V1.sunset)
+    assert gone.value.problem.status == 410
+    assert gone.value.headers == {"Link": '</users/7/orders>; rel="successor-version"'}
+    ORDERS_V1.check("/users/7/orders", today=ORDERS_V1.sunset - timedelta(days=1))  # the day before: served

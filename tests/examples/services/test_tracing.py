@@ -86,13 +86,13 @@ async def test_one_trace_covers_the_order_flow(
         await stack.enter_async_context(worker(pg_url, mongo_url, rabbitmq_url, redis_target))
         user = await sign_up(api)
         spans.clear()
-        order = {"user_id": user["id"], "items": ITEMS}
-        placed = await api.post("/orders", json=order, headers={"Idempotency-Key": str(uuid.uuid4())})
+        key = {"Idempotency-Key": str(uuid.uuid4())}
+        placed = await api.post(f"/users/{user['id']}/orders", json={"items": ITEMS}, headers=key)
         assert placed.status_code == 201
         await confirmed(pg_url, placed.json()["id"], spans)
     pg_port, mongo_port = urlsplit(pg_url).port, urlsplit(mongo_url).port
 
-    [root] = [s for s in spans.finished() if s.name == "POST /orders" and s.parent is None]
+    [root] = [s for s in spans.finished() if s.name == "POST /users/{user_id}/orders" and s.parent is None]
     flow = Trace(spans.finished(), root)
     pg_insert = flow.one("POST /orders", SpanKind.SERVER, port=pg_port)
     assert flow.parent(flow.parent(pg_insert)) is root  # through the API's aiohttp client span

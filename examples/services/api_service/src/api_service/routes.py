@@ -7,11 +7,12 @@ only that user's own resources.
 from __future__ import annotations
 
 import hashlib
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
-from pydantic import EmailStr
+from pydantic import EmailStr, Field
 
 from api_service.auth import CurrentUser, own
 from api_service.cache import UserCache
@@ -27,11 +28,13 @@ from shared.contracts.pg import (
     Name,
     Order,
     OrderCreate,
+    OrderItem,
     Strict,
     User,
     UserCreate,
     UserUpdate,
 )
+from shared.deprecation import Deprecated
 from shared.idempotency import IdempotencyKey, RequiredIdempotencyKey
 from shared.observability.metrics import ORDERS_PLACED, USERS_REGISTERED
 from shared.preconditions import ExpectedVersion, etag
@@ -126,19 +129,42 @@ async def telegram_link(user_id: OwnId, pg: Pg, _: LinkCodeLimit) -> LinkCode:
     # --8<-- [end:telegram-link]
 
 
-@router.post("/orders", status_code=status.HTTP_201_CREATED, tags=["orders"])
+class NewOrder(Strict):
+    items: Annotated[list[OrderItem], Field(min_length=1, max_length=50)]
+
+
+@router.post("/users/{user_id}/orders", status_code=status.HTTP_201_CREATED, tags=["orders"])
 async def place_order(
-    data: OrderCreate, key: RequiredIdempotencyKey, current: CurrentUser, pg: Pg, users: Users
+    user_id: OwnId, data: NewOrder, key: RequiredIdempotencyKey, pg: Pg, users: Users
 ) -> JSONResponse:
-    """Place an order for yourself. ``Idempotency-Key`` is required: a client retrying a timed-out
-    request must get the first order back, not a second one."""
-    await users.get(await own(data.user_id, current))  # 404 for another user, or an unknown one
-    order = await pg.create_order(data, idempotency_key=scoped(key, current))
+    """Place an order. ``Idempotency-Key`` is required: a client retrying a timed-out request must
+    get the first order back, not a second one."""
+    await users.get(user_id)  # 404 for a user who no longer exists
+    order = await pg.create_order(OrderCreate(user_id=user_id, items=data.items), scoped(key, user_id))
     ORDERS_PLACED.inc()
     return JSONResponse(
         order.model_dump(mode="json"), status_code=201, headers={"Location": f"/orders/{order.id}"}
     )
     # --8<-- [end:place-order]
+
+
+# --8<-- [start:deprecated-route]
+ORDERS_V1 = Deprecated(since=date(2026, 12, 1), sunset=date(2027, 6, 1))
+
+
+@router.post("/orders", status_code=status.HTTP_201_CREATED, tags=["orders"], deprecated=True)
+async def place_order_v1(
+    data: OrderCreate, key: RequiredIdempotencyKey, current: CurrentUser, pg: Pg, users: Users
+) -> JSONResponse:
+    """Deprecated: use ``POST /users/{user_id}/orders``, which takes the user from the path like
+    every other route of a user's. Answers as before, with ``Deprecation``, ``Sunset`` and ``Link``;
+    a key sent here and again there gets the same order."""
+    successor = f"/users/{current}/orders"
+    ORDERS_V1.check(successor)
+    placed = await place_order(await own(data.user_id, current), NewOrder(items=data.items), key, pg, users)
+    placed.headers.update(ORDERS_V1.headers(successor))
+    return placed
+    # --8<-- [end:deprecated-route]
 
 
 # --8<-- [start:cancel-order]

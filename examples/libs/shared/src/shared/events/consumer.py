@@ -35,7 +35,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shared.events.envelope import KNOWN, Envelope, Event, Rejected, decode
+from shared.events.envelope import EVENTS, Envelope, Event, Registry, Rejected, decode
 from shared.events.publisher import ConfirmedChannel
 from shared.events.topology import DEAD, RETRY, RETRY_DELAYS_MS, Queues, declare, retry_queue
 from shared.lifecycle import pause
@@ -88,6 +88,7 @@ class EventConsumer:
         drain_timeout: float = 20.0,
         watch_interval: float = 15.0,
         stall_seconds: float = 120.0,
+        registry: Registry = EVENTS,
     ) -> None:
         self.url = url
         self.name = name
@@ -105,6 +106,7 @@ class EventConsumer:
         self.drain_timeout = drain_timeout  # how long a stop waits for the messages in hand
         self.watch_interval = watch_interval
         self.stall_seconds = stall_seconds  # not consuming for this long: the process fails, to restart
+        self.registry = registry  # the event types and versions this consumer reads
         self._connection: AbstractRobustConnection | None = None
         self._copies: ConfirmedChannel | None = None
         self._queues: Queues | None = None
@@ -223,7 +225,7 @@ class EventConsumer:
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         try:
-            event, data = decode(message.body, message.content_type)
+            event, data = decode(message.body, message.content_type, self.registry)
         except Rejected as rejected:
             await self._park(message, rejected.reason)
             return
@@ -353,7 +355,7 @@ def _copy(message: AbstractIncomingMessage, headers: dict[str, int | str]) -> ai
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         message_id=message.message_id,
         correlation_id=message.correlation_id,
-        type=message.type if message.type in {t for t, _ in KNOWN} else "unknown",
+        type=message.type if message.type in EVENTS.current else "unknown",
         headers={**(message.headers or {}), **headers},
     )
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -56,9 +58,6 @@ class OrderCancelled(Event):
     reason: str  # a CancellationReason value; a reader that does not know it still tells the user
 
 
-KNOWN: dict[tuple[str, int], type[Event]] = {
-    (e.TYPE, e.VERSION): e for e in (OrderPlaced, OrderConfirmed, OrderCancelled)
-}
 # --8<-- [end:order-cancelled]
 
 
@@ -96,24 +95,60 @@ class Rejected(Exception):
         self.reason = reason
 
 
+# --8<-- [start:registry]
+type Upcast = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Registry:
+    """What a reader understands: the current model of each event type, and the upcasts that bring
+    an older version's data up to it (``(type, n)`` turns version n's data into version n + 1's)."""
+
+    current: dict[str, type[Event]]
+    upcasts: dict[tuple[str, int], Upcast] = field(default_factory=dict)
+
+    def read(self, envelope: Envelope) -> Event:
+        """The event's data as the current model; :class:`Rejected` if this reader cannot read it."""
+        kind = self.current.get(envelope.type)
+        if kind is None:
+            raise Rejected(f"unknown event {envelope.type!r}")
+        if envelope.version > kind.VERSION:  # parked, not lost: replayed once this reader is upgraded
+            raise Rejected(
+                f"{envelope.type} v{envelope.version} is newer than this reader (v{kind.VERSION}): "
+                "deploy readers before writers"
+            )
+        data, version = envelope.data, envelope.version
+        try:
+            while version < kind.VERSION:
+                upcast = self.upcasts.get((envelope.type, version))
+                if upcast is None:
+                    raise Rejected(
+                        f"{envelope.type} v{version} is no longer read (no upcast to v{version + 1})"
+                    )
+                data, version = upcast(data), version + 1
+            # A tolerant reader: fields it does not know (a newer writer's additions) are ignored.
+            return kind.model_validate(data, extra="ignore")
+        except (ValidationError, ValueError, KeyError, TypeError, ArithmeticError) as error:
+            detail = f"{error.error_count()} error(s)" if isinstance(error, ValidationError) else repr(error)
+            raise Rejected(f"invalid {envelope.type} v{envelope.version} data: {detail[:200]}") from None
+
+
+EVENTS = Registry({e.TYPE: e for e in (OrderPlaced, OrderConfirmed, OrderCancelled)})
+# --8<-- [end:registry]
+
+
 # --8<-- [start:decode]
-def decode(body: bytes, content_type: str | None) -> tuple[Envelope, Event]:
+def decode(body: bytes, content_type: str | None, registry: Registry = EVENTS) -> tuple[Envelope, Event]:
     """Check a message from the outside world; raise :class:`Rejected` saying why it is unusable."""
     if content_type != "application/json":
         raise Rejected(f"content type {content_type!r} is not application/json")
     if len(body) > MAX_BODY_BYTES:
         raise Rejected(f"body of {len(body)} bytes is over {MAX_BODY_BYTES}")
     try:
-        envelope = Envelope.model_validate(json.loads(body))
+        # Envelope attributes a newer writer added are ignored here too (the relay, which
+        # re-serialises the envelope, stays strict: it must not drop them).
+        envelope = Envelope.model_validate(json.loads(body), extra="ignore")
     except (ValueError, ValidationError) as error:
         raise Rejected(f"not an event envelope: {str(error).splitlines()[0][:200]}") from None
-    kind = KNOWN.get((envelope.type, envelope.version))
-    if kind is None:
-        raise Rejected(f"unknown event {envelope.type!r} version {envelope.version}")
-    try:
-        return envelope, kind.model_validate(envelope.data)
-    except ValidationError as error:
-        raise Rejected(
-            f"invalid {envelope.type} v{envelope.version} data: {error.error_count()} error(s)"
-        ) from None
-        # --8<-- [end:decode]
+    return envelope, registry.read(envelope)
+    # --8<-- [end:decode]
