@@ -350,7 +350,7 @@ def exercise_bench_dashboards(tmp_path: Path, request: pytest.FixtureRequest) ->
     if shutil.which("prometheus") is None:
         skip_or_fail("prometheus is not installed (Debian: apt-get install prometheus)")
     output = ok(run(f"BENCH_SCALE=0.03 BENCH_OUTPUT_DIR={tmp_path} {command('bench-dashboards')}"))
-    assert "| POST /orders → 201 |" in output
+    assert "| POST /users/{id}/orders → 201 |" in output
     pictures = sorted((tmp_path / "docs" / "assets" / "dashboards").glob("*.png"))
     boards = sorted((ROOT / "examples" / "deploy" / "grafana" / "dashboards").glob("*.json"))
     assert [p.stem for p in pictures] == [json.loads(b.read_text())["uid"] for b in boards]

@@ -109,6 +109,26 @@ async def stored_activity(target: MongoTarget) -> int:
         await client.close()
 
 
+async def test_a_writer_finds_what_it_appended_under_a_key_and_nobody_else_does(
+    mongo: httpx.AsyncClient,
+) -> None:
+    """How a saga's compensation learns whether the step it would undo ever ran."""
+    record = {"user_id": 5, "kind": "order.confirmed", "payload": {"order_id": 9}}
+    key = "order-confirmed-9"
+    appended = await mongo.post("/activity", json=record, headers=auth("worker") | {"Idempotency-Key": key})
+    found = await mongo.get("/activity/by-key", params={"key": key}, headers=auth("worker"))
+    assert found.status_code == 200
+    assert found.json() == appended.json()
+    assert_problem(await mongo.get("/activity/by-key", params={"key": key}, headers=auth("api")), 404)
+    assert_problem(await mongo.get("/activity/by-key", params={"key": "never-used-key"}), 404)
+    assert_problem(await mongo.get("/activity/by-key", params={"key": key}, headers=auth("bot")), 403)
+
+
+@pytest.mark.parametrize("key", ["short", "x" * 256, "späterer-key", "with space 123", "tab\there123"])
+async def test_a_key_no_writer_could_have_sent_is_422(mongo: httpx.AsyncClient, key: str) -> None:
+    assert_problem(await mongo.get("/activity/by-key", params={"key": key}), 422)
+
+
 async def test_preferences_put_then_get(mongo: httpx.AsyncClient) -> None:
     assert_problem(await mongo.get("/preferences/7"), 404)
     put = await mongo.put("/preferences/7", json={"channels": ["telegram"], "language": "de"})

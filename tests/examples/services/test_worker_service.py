@@ -13,6 +13,7 @@ from decimal import Decimal
 
 import aio_pika
 import httpx
+import pytest
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 from redis.asyncio import Redis
@@ -134,18 +135,50 @@ async def test_a_record_of_a_real_confirmation_is_not_withdrawn_when_the_order_i
 
 
 async def test_a_cancellation_is_recorded_once_however_often_it_is_handled(
-    mongo: httpx.AsyncClient, mongo_url: str
+    pg: httpx.AsyncClient, mongo: httpx.AsyncClient, pg_url: str, mongo_url: str
 ) -> None:
-    cancelled = OrderCancelled(order_id=7, user_id=70, reason="customer")
+    user_id, [order_id] = await place_orders(pg, 1)
+    await pg.post(f"/orders/{order_id}/cancellation", json={"reason": "customer"})
+    cancelled = OrderCancelled(order_id=order_id, user_id=user_id, reason="customer")
     event = new_event(cancelled)
-    async with MongoDataClient(mongo_url, SecretStr(TOKENS["worker"])) as mongo_client:
-        handle = on_order_cancelled(mongo_client)
+    token = SecretStr(TOKENS["worker"])
+    async with PgDataClient(pg_url, token) as pg_client, MongoDataClient(mongo_url, token) as mongo_client:
+        handle = on_order_cancelled(pg_client, mongo_client)
         await handle(event, cancelled)
         await handle(event, cancelled)  # redelivered, or the same cancel announced by a retried relay
-    items = (await mongo.get("/activity", params={"user_id": 70})).json()["items"]
+    items = (await mongo.get("/activity", params={"user_id": user_id})).json()["items"]
     assert [(i["kind"], i["payload"]) for i in items] == [
-        ("order.cancelled", {"order_id": 7, "reason": "customer"})
+        ("order.cancelled", {"order_id": order_id, "reason": "customer"})
     ]
+
+
+@pytest.mark.parametrize("path", ["order.placed redelivered", "order.cancelled"])
+async def test_a_worker_that_died_between_its_two_steps_is_compensated_for(
+    pg: httpx.AsyncClient, mongo: httpx.AsyncClient, pg_url: str, mongo_url: str, path: str
+) -> None:
+    """The first step ran, the worker died, the user cancelled: whichever handler meets the order
+    next finds the record by its key and withdraws it."""
+    user_id, [order_id] = await place_orders(pg, 1)
+    token = SecretStr(TOKENS["worker"])
+    async with PgDataClient(pg_url, token) as pg_client, MongoDataClient(mongo_url, token) as mongo_client:
+        placed = await pg_client.get_order(order_id)
+        record = {"order_id": order_id, "total": str(placed.total)}
+        # confirm's first step, then the process died
+        await mongo_client.append_activity(user_id, "order.confirmed", record, f"order-confirmed-{order_id}")
+        await pg.post(f"/orders/{order_id}/cancellation", json={"reason": "customer"})
+        if path == "order.cancelled":
+            data: Event = OrderCancelled(order_id=order_id, user_id=user_id, reason="customer")
+            await on_order_cancelled(pg_client, mongo_client)(new_event(data), data)
+        else:
+            data = OrderPlaced(order_id=order_id, user_id=user_id, total=placed.total)
+            unopened = EventPublisher(
+                f"amqp://127.0.0.1:{free_port()}/"
+            )  # a cancelled order announces nothing
+            await on_order_placed(pg_client, mongo_client, unopened)(new_event(data), data)
+    also = ["order.cancelled"] if path == "order.cancelled" else []
+    assert sorted(await kinds(mongo, user_id)) == sorted(
+        ["order.confirmed", "order.confirmation_withdrawn", *also]
+    )
 
 
 async def kinds(mongo: httpx.AsyncClient, user_id: int) -> list[str]:

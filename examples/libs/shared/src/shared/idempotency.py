@@ -8,7 +8,7 @@ import hashlib
 import json
 from typing import Annotated, Any
 
-from fastapi import Header
+from fastapi import Header, Query
 from pydantic import BaseModel
 
 # Long enough not to collide by accident, short enough to index, visible ASCII only.
@@ -29,6 +29,11 @@ def _header(description: str) -> Any:
 
 type IdempotencyKey = Annotated[
     str | None, _header("Repeat a create safely: the same key and body return the first result")
+]
+# The same key, asked for in a query: what the caller wrote under it (mongo_data_service).
+type KeyQuery = Annotated[
+    str,
+    Query(min_length=MIN_LENGTH, max_length=MAX_LENGTH, pattern=PATTERN, description="An Idempotency-Key"),
 ]
 type RequiredIdempotencyKey = Annotated[
     str, _header("Required: a retry with the same key and body returns the first result")

@@ -16,7 +16,7 @@ from shared.contracts.deadline import TIMEOUT_HEADER
 from shared.contracts.ids import Id
 from shared.contracts.mongo import Activity, ActivityCreate, Kind, Preferences, PreferencesUpdate
 from shared.contracts.pages import Cursor, Limit, Page
-from shared.idempotency import IdempotencyKey
+from shared.idempotency import IdempotencyKey, KeyQuery
 
 # --8<-- [start:deadline]
 MIN_BUDGET_MS = 1_000
@@ -54,6 +54,15 @@ async def append_activity(
     activity, replayed = await ActivityRepository(db).append(data, caller, idempotency_key)
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
     return JSONResponse(activity.model_dump(mode="json"), status_code=201, headers=headers)
+
+
+# --8<-- [start:by-key]
+@router.get("/activity/by-key", response_model=Activity, tags=["activity"])
+async def activity_by_key(key: KeyQuery, db: Db, caller: Writes) -> Activity:
+    """What you appended under this ``Idempotency-Key`` (404 if nothing): whether a step of yours
+    ran, for a caller that has to undo it. Keys are per caller: another's are not found."""
+    return await ActivityRepository(db).by_key(caller, key)
+    # --8<-- [end:by-key]
 
 
 @router.get("/activity", response_model=Page[Activity], tags=["activity"], dependencies=[READS])

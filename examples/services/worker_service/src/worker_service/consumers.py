@@ -11,7 +11,7 @@ from shared.events.consumer import Handler, Permanent
 from shared.events.envelope import Envelope, Event, OrderCancelled, OrderConfirmed, OrderPlaced, new_event
 from shared.events.publisher import EventPublisher
 from shared.observability.tracing import trace_headers
-from worker_service.jobs import confirm
+from worker_service.jobs import confirm, withdraw_if_never_confirmed
 
 
 # --8<-- [start:handler]
@@ -22,8 +22,9 @@ def on_order_placed(pg: PgDataClient, mongo: MongoDataClient, publisher: EventPu
             order = await pg.get_order(data.order_id)
         except NotFound as error:
             raise Permanent(f"order {data.order_id} does not exist") from error
-        if order.status == OrderStatus.cancelled:
-            return  # nothing to confirm, nothing to announce
+        if order.status == OrderStatus.cancelled:  # nothing to confirm, nothing to announce; but a
+            await withdraw_if_never_confirmed(mongo, order)  # first try may have died half-way
+            return
         if order.status == OrderStatus.placed and not await confirm(pg, mongo, order):
             order = await pg.get_order(order.id)  # changed under us: announce only a real confirmation
             if order.status != OrderStatus.confirmed:
@@ -42,9 +43,9 @@ def on_order_placed(pg: PgDataClient, mongo: MongoDataClient, publisher: EventPu
 
 
 # --8<-- [start:cancelled]
-def on_order_cancelled(mongo: MongoDataClient) -> Handler:
-    """Record the cancellation: the compensation, in the append-only activity log, of the
-    ``order.confirmed`` record (if the order got that far)."""
+def on_order_cancelled(pg: PgDataClient, mongo: MongoDataClient) -> Handler:
+    """Record the cancellation in the user's activity; if the order was never confirmed, withdraw
+    a confirmation record a worker may have left behind."""
 
     async def handle(event: Envelope, data: Event) -> None:
         assert isinstance(data, OrderCancelled)
@@ -54,6 +55,11 @@ def on_order_cancelled(mongo: MongoDataClient) -> Handler:
             {"order_id": data.order_id, "reason": data.reason},
             idempotency_key=f"order-cancelled-{data.order_id}",
         )
+        try:
+            order = await pg.get_order(data.order_id)
+        except NotFound as error:
+            raise Permanent(f"order {data.order_id} does not exist") from error
+        await withdraw_if_never_confirmed(mongo, order)
 
     return handle
     # --8<-- [end:cancelled]

@@ -29,7 +29,7 @@ from shared.contracts.pg import CancellationReason, Order, OrderStatus
 log = logging.getLogger(__name__)
 CONFIRMED = Counter("worker_orders_confirmed", "Orders the worker confirmed")
 SKIPPED = Counter("worker_orders_skipped", "Orders changed by someone else while the worker confirmed them")
-WITHDRAWN = Counter("worker_confirmations_withdrawn", "Activity records undone: cancelled first")
+WITHDRAWN = Counter("worker_confirmations_withdrawn", "Compensations run: a record of an unconfirmed order")
 TIMED_OUT = Counter("worker_orders_timed_out", "Placed orders cancelled for not being confirmed in time")
 
 
@@ -47,7 +47,7 @@ async def confirm(pg: PgDataClient, mongo: MongoDataClient, order: Order) -> boo
         await pg.set_order_status(order.id, OrderStatus.confirmed, version=order.version)
     except Conflict:
         SKIPPED.inc()  # cancelled or confirmed meanwhile: its new state wins
-        await withdraw_if_cancelled_first(pg, mongo, order)
+        await withdraw_if_never_confirmed(mongo, await pg.get_order(order.id))
         return False
     CONFIRMED.inc()
     return True
@@ -55,23 +55,27 @@ async def confirm(pg: PgDataClient, mongo: MongoDataClient, order: Order) -> boo
 
 
 # --8<-- [start:compensate]
-async def withdraw_if_cancelled_first(pg: PgDataClient, mongo: MongoDataClient, seen: Order) -> None:
-    """The compensation of the record above, when the cancel came between our read and our write.
+def never_confirmed(order: Order) -> bool:
+    """Cancelled straight from placed. An order is placed at version 1 and each write moves it on by
+    one, so cancelled at version 2 is placed → cancelled; via confirmed it would be version 3."""
+    return order.status == OrderStatus.cancelled and order.version == 2
 
-    Every write moves an order's version on by one, so "cancelled, one version after the one we
-    read" means the cancel was the only change: the order was never confirmed. Anything later
-    (confirmed by the other path, then cancelled) leaves the record true, and it stays.
-    """
-    now = await pg.get_order(seen.id)
-    if now.status == OrderStatus.cancelled and now.version == seen.version + 1:
-        await mongo.append_activity(
-            seen.user_id,
-            "order.confirmation_withdrawn",
-            {"order_id": seen.id, "reason": str(now.cancellation_reason)},
-            idempotency_key=f"order-confirmation-withdrawn-{seen.id}",
-        )
-        WITHDRAWN.inc()
-        # --8<-- [end:compensate]
+
+async def withdraw_if_never_confirmed(mongo: MongoDataClient, order: Order) -> None:
+    """The compensation of :func:`confirm`'s first step, for an order cancelled before it was
+    confirmed: if the record was appended (the confirm was refused, or a worker died between the
+    two steps), a second record withdraws it. Found by its key, withdrawn under a key: safe to
+    run from every path that meets such an order, as often as it does."""
+    if not never_confirmed(order) or await mongo.find_activity(f"order-confirmed-{order.id}") is None:
+        return
+    await mongo.append_activity(
+        order.user_id,
+        "order.confirmation_withdrawn",
+        {"order_id": order.id, "reason": str(order.cancellation_reason)},
+        idempotency_key=f"order-confirmation-withdrawn-{order.id}",
+    )
+    WITHDRAWN.inc()
+    # --8<-- [end:compensate]
 
 
 # --8<-- [start:timeout]

@@ -84,7 +84,9 @@ async def consuming(
                 on_order_placed(pg, mongo, publisher),
                 prefetch=settings.prefetch,
             ) as placed,
-            consumer(url, "worker.order-cancelled", ["order.cancelled"], on_order_cancelled(mongo)) as undone,
+            consumer(
+                url, "worker.order-cancelled", ["order.cancelled"], on_order_cancelled(pg, mongo)
+            ) as undone,
         ):
             yield [placed, undone]
     finally:

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from shared.clients.errors import NotFound
 from shared.clients.http import DataServiceClient, query
 from shared.contracts.mongo import Activity, ActivityCreate, Preferences, PreferencesUpdate
 from shared.contracts.pages import Page
@@ -29,6 +30,14 @@ class MongoDataClient(DataServiceClient):
         return Activity.model_validate(
             (await self.request("POST", "/activity", json=body, headers=headers)).body
         )
+
+    async def find_activity(self, idempotency_key: str) -> Activity | None:
+        """What this service appended under ``idempotency_key``, or ``None``."""
+        try:
+            response = await self.request("GET", "/activity/by-key", params={"key": idempotency_key})
+        except NotFound:
+            return None
+        return Activity.model_validate(response.body)
 
     async def list_activity(
         self, user_id: int, *, kind: str | None = None, limit: int = 20, cursor: str | None = None
