@@ -39,7 +39,10 @@ class OrderPlacedV2(Event):
 def order_placed_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     """v1's data as v2's: what a v1 event in flight meant, said the v2 way. Every v1 was in euros."""
     v2 = {key: value for key, value in data.items() if key != "total"}  # keep what a newer v1 added
-    return v2 | {"total_minor": int(Decimal(data["total"]).scaleb(2)), "currency": "EUR"}
+    cents = Decimal(data["total"]).scaleb(2)
+    if cents != cents.to_integral_value():  # v1 totals are whole cents: anything else is not a v1
+        raise ValueError(f"total {data['total']!r} is not a whole number of cents")
+    return v2 | {"total_minor": int(cents), "currency": "EUR"}
 
 
 READERS_V2 = Registry(

@@ -126,8 +126,8 @@ async def test_without_the_upcast_tomorrow_s_reader_parks_every_v1_in_flight(
 
 @pytest.mark.parametrize(
     "total",
-    ["abc", "NaN", "-1", "1e400", "Infinity", [], None],
-    ids=["text", "nan", "negative", "huge", "infinity", "list", "null"],
+    ["abc", "NaN", "-1", "1e400", "Infinity", [], None, "26.255"],
+    ids=["text", "nan", "negative", "huge", "infinity", "list", "null", "sub-cent"],
 )
 def test_a_v1_the_upcast_cannot_read_is_rejected_with_the_reason(total: Any) -> None:
     body = json.dumps(envelope(1, V1 | {"total": total})).encode()

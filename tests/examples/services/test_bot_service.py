@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from bot_service.main import run
@@ -119,17 +120,35 @@ async def test_confirmed_and_cancelled_events_notify_the_user_on_telegram(
     user = (
         await pg.post("/users", json={"email": "eve@example.org", "name": "Eve", "telegram_chat_id": CHAT})
     ).json()
+    kept, dropped = await place(pg, user["id"]), await place(pg, user["id"])
+    await pg.post(f"/orders/{dropped}/cancellation", json={"reason": "customer"})
     async with consuming_bot(pg_url, mongo_url, rabbitmq_url, redis_target) as (fake, publisher):
-        await publisher.publish(new_event(OrderConfirmed(order_id=41, user_id=user["id"])))
-        assert await fake.replies(CHAT, 1, timeout=15) == ["Your order #41 is confirmed."]
-        late = OrderCancelled(order_id=41, user_id=user["id"], reason="not_confirmed_in_time")
+        await publisher.publish(new_event(OrderConfirmed(order_id=kept, user_id=user["id"])))
+        assert await fake.replies(CHAT, 1, timeout=15) == [f"Your order #{kept} is confirmed."]
+        # An announcement held up in a retry queue until after the cancel: not told, it is no longer true.
+        before = outdated()
+        await publisher.publish(new_event(OrderConfirmed(order_id=dropped, user_id=user["id"])))
+        await eventually(lambda: outdated() > before, "the outdated announcement dropped", timeout=15)
+        late = OrderCancelled(order_id=kept, user_id=user["id"], reason="not_confirmed_in_time")
         await publisher.publish(new_event(late))
         # A reason this bot does not know yet (a newer producer's) still reaches the user.
-        await publisher.publish(new_event(OrderCancelled(order_id=42, user_id=user["id"], reason="fraud")))
-        assert sorted((await fake.replies(CHAT, 3, timeout=15))[1:]) == [
-            "Your order #41 is cancelled: we could not confirm it in time.",
-            "Your order #42 is cancelled.",
-        ]
+        unknown = OrderCancelled(order_id=dropped, user_id=user["id"], reason="fraud")
+        await publisher.publish(new_event(unknown))
+        assert sorted((await fake.replies(CHAT, 3, timeout=15))[1:]) == sorted(
+            [
+                f"Your order #{dropped} is cancelled.",
+                f"Your order #{kept} is cancelled: we could not confirm it in time.",
+            ]
+        )
+    assert len(fake.sent) == 3
+
+
+async def place(pg: httpx.AsyncClient, user_id: int) -> int:
+    return int((await pg.post("/orders", json={"user_id": user_id, "items": ITEMS})).json()["id"])
+
+
+def outdated() -> float:
+    return REGISTRY.get_sample_value("notifications_sent_total", {"outcome": "outdated"}) or 0.0
 
 
 async def test_a_user_who_blocked_the_bot_is_parked_at_once_and_flood_control_is_waited_out(
@@ -146,15 +165,19 @@ async def test_a_user_who_blocked_the_bot_is_parked_at_once_and_flood_control_is
         ).json()
         for name, chat in (("frank", blocked_chat), ("grace", CHAT))
     ]
+    orders = [
+        (await pg.post("/orders", json={"user_id": user["id"], "items": ITEMS})).json()["id"]
+        for user in users
+    ]
     async with consuming_bot(pg_url, mongo_url, rabbitmq_url, redis_target) as (fake, publisher):
         fake.blocked.add(blocked_chat)
         fake.rate_limited = 1
-        for order_id, user in enumerate(users, start=50):
+        for order_id, user in zip(orders, users, strict=True):
             await publisher.publish(new_event(OrderConfirmed(order_id=order_id, user_id=user["id"])))
         [parked] = await eventually(
             lambda: inspect(rabbitmq_url, "bot.order-confirmed"), "the blocked one parked"
         )
-        assert await fake.replies(CHAT, 1, timeout=15) == ["Your order #51 is confirmed."]
+        assert await fake.replies(CHAT, 1, timeout=15) == [f"Your order #{orders[1]} is confirmed."]
     assert parked.reason == f"permanent: chat {blocked_chat}: Forbidden: bot was blocked by the user"
     assert fake.rate_limited == 0  # the 429 was answered, and the retry got through
 

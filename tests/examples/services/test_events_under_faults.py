@@ -9,7 +9,7 @@ for a while, connections drop while the bot waits for Telegram to answer message
 delivered, and Redis (the consumers' de-duplication records) stops and comes back.
 
 A fifth of the orders are cancelled by their user as soon as they are placed, racing the worker's
-confirmation, and another fifth a moment later, most of them once confirmed: the cancellation saga
+confirmation, and another fifth a moment later, some of them confirmed by then: the cancellation saga
 (``order.cancelled`` → the worker's activity record and the bot's message, the worker's
 compensation when its confirm loses the race) runs through the same faults.
 
@@ -292,7 +292,7 @@ async def run(scenario: Scenario, orders: int, deduplicate: bool) -> Seen:
                 mine[n] = await eventually(order, f"order {n} placed", timeout=60, interval=0.2)
                 if n % 5 == CANCEL_AT_ONCE:  # racing the worker's confirmation
                     await cancel(mine[n])
-                if (n - LATER) % 5 == CANCEL_LATER and n - LATER in mine:  # confirmed by now, mostly
+                if (n - LATER) % 5 == CANCEL_LATER and n - LATER in mine:  # confirmed by now, or not
                     await cancel(mine[n - LATER])
 
         placing = asyncio.gather(*(place_orders(first, 4) for first in range(4)))  # four clients at once

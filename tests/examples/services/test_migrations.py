@@ -87,5 +87,7 @@ async def test_0006_gives_the_orders_cancelled_before_it_a_reason(postgres_url: 
             ("confirmed", None),
             ("cancelled", "support"),
         ]
+        validated = "SELECT convalidated FROM pg_constraint WHERE conname = 'orders_cancelled_has_reason'"
+        assert await connection.fetchval(validated) is True  # VALIDATE ran, after the commit
     finally:
         await connection.close()

@@ -145,7 +145,10 @@ async def test_update_with_a_stale_etag_is_412_and_changes_nothing(pg: httpx.Asy
     assert (await pg.get(f"/users/{user['id']}")).json()["name"] == "First"
 
 
-@pytest.mark.parametrize(("if_match", "status"), [(None, 428), ('"abc"', 412), ('W/"1"', 200)])
+@pytest.mark.parametrize(
+    ("if_match", "status"),
+    [(None, 428), ('"abc"', 412), ('W/"1"', 200), ('"2147483648"', 412), ('"99999999999999999999"', 412)],
+)
 async def test_if_match_is_required_and_checked(
     pg: httpx.AsyncClient, if_match: str | None, status: int
 ) -> None:
@@ -491,6 +494,8 @@ async def test_a_conditional_cancel_cancels_only_the_version_read(
     late = {"reason": "not_confirmed_in_time"}
     stale = await pg.post(f"{path}/cancellation", json=late, headers={"If-Match": '"1"'})
     assert_problem(stale, 412)
+    beyond = await pg.post(f"{path}/cancellation", json=late, headers={"If-Match": '"2147483648"'})
+    assert_problem(beyond, 412)  # past the INTEGER column: no version ever matches it (not a 503)
     assert (await pg.get(path)).json()["status"] == "confirmed"
     assert await announced_cancellations(postgres_url, order["id"]) == []
     current = await pg.post(f"{path}/cancellation", json=late, headers={"If-Match": '"2"'})

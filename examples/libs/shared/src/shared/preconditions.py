@@ -12,6 +12,8 @@ from fastapi import Depends, Header
 
 from shared.problems import ProblemError
 
+MAX_VERSION = 2**31 - 1  # the version columns are INTEGER: a larger value could never match
+
 
 def etag(version: int) -> str:
     return f'"{version}"'
@@ -27,7 +29,7 @@ async def expected_version(
     if if_match is None:
         raise ProblemError(428, 'updates need If-Match with the ETag you read, e.g. If-Match: "3"')
     value = if_match.removeprefix("W/").strip('"')
-    if not value.isascii() or not value.isdigit() or len(value) > 18:  # a version fits a BIGINT
+    if not value.isascii() or not value.isdigit() or int(value) > MAX_VERSION:
         raise ProblemError(412, f"If-Match {if_match!r} matches no version of this resource")
     return int(value)
     # --8<-- [end:if-match]

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from shared.clients.errors import Conflict, DataServiceError, DependencyUnavailable, InvalidRequest, NotFound
 from shared.clients.mongo import MongoDataClient
 from shared.clients.pg import PgDataClient
-from shared.contracts.pg import User, UserCreate
+from shared.contracts.pg import OrderStatus, User, UserCreate
 from shared.events.consumer import Handler, Permanent
 from shared.events.envelope import Envelope, Event, OrderCancelled, OrderConfirmed
 from shared.observability.metrics import NOTIFICATIONS, USERS_REGISTERED
@@ -98,10 +98,19 @@ def build_router() -> Router:
 
 # --8<-- [start:notify]
 def on_order_confirmed(bot: Bot, pg: PgDataClient) -> Handler:
-    """Tell the user on Telegram that their order is confirmed (if they linked a chat)."""
+    """Tell the user on Telegram that their order is confirmed (if they linked a chat), unless it
+    has been cancelled since: an announcement held up in a retry queue must not arrive after the
+    cancellation's and contradict it."""
 
     async def notify(event: Envelope, data: Event) -> None:
         assert isinstance(data, OrderConfirmed)
+        try:
+            order = await pg.get_order(data.order_id)
+        except NotFound as error:
+            raise Permanent(f"order {data.order_id} does not exist") from error
+        if order.status == OrderStatus.cancelled:
+            NOTIFICATIONS.labels("outdated").inc()
+            return
         await tell(bot, pg, data.user_id, f"Your order #{data.order_id} is confirmed.")
 
     return notify

@@ -73,12 +73,10 @@ class ActivityRepository:
         doc["_id"] = result.inserted_id
         return _activity(doc), False
 
-    async def by_key(self, caller: str, idempotency_key: str) -> Activity:
-        """What ``caller`` appended under ``idempotency_key`` (a unique index serves it); 404 if nothing."""
+    async def by_key(self, caller: str, idempotency_key: str) -> Activity | None:
+        """What ``caller`` appended under ``idempotency_key`` (a unique index serves it), if anything."""
         doc = await self.collection.find_one({"caller": caller, "idempotency_key": idempotency_key})
-        if doc is None:
-            raise ProblemError(404, "this caller appended nothing under this Idempotency-Key")
-        return _activity(doc)
+        return None if doc is None else _activity(doc)
 
     # --8<-- [start:list]
     async def list(self, user_id: int, kind: str | None, limit: int, cursor: str | None) -> Page[Activity]:

@@ -57,10 +57,11 @@ async def append_activity(
 
 
 # --8<-- [start:by-key]
-@router.get("/activity/by-key", response_model=Activity, tags=["activity"])
-async def activity_by_key(key: KeyQuery, db: Db, caller: Writes) -> Activity:
-    """What you appended under this ``Idempotency-Key`` (404 if nothing): whether a step of yours
-    ran, for a caller that has to undo it. Keys are per caller: another's are not found."""
+@router.get("/activity/by-key", response_model=Activity | None, tags=["activity"])
+async def activity_by_key(key: KeyQuery, db: Db, caller: Writes) -> Activity | None:
+    """What you appended under this ``Idempotency-Key``, or ``null``: whether a step of yours ran, for
+    a caller that has to undo it. Keys are per caller: another's are not found. (``null``, not 404:
+    a 404 stays "no such route", so a caller deployed before this route fails loudly.)"""
     return await ActivityRepository(db).by_key(caller, key)
     # --8<-- [end:by-key]
 

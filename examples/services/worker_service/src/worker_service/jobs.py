@@ -29,7 +29,7 @@ from shared.contracts.pg import CancellationReason, Order, OrderStatus
 log = logging.getLogger(__name__)
 CONFIRMED = Counter("worker_orders_confirmed", "Orders the worker confirmed")
 SKIPPED = Counter("worker_orders_skipped", "Orders changed by someone else while the worker confirmed them")
-WITHDRAWN = Counter("worker_confirmations_withdrawn", "Compensations run: a record of an unconfirmed order")
+WITHDRAWN = Counter("worker_confirmations_withdrawn", "Compensations run, repeats included")
 TIMED_OUT = Counter("worker_orders_timed_out", "Placed orders cancelled for not being confirmed in time")
 
 
@@ -91,11 +91,12 @@ async def cancel_late_orders(pg: PgDataClient, confirm_within: timedelta) -> int
         page = await pg.list_orders(status=OrderStatus.placed, limit=100, cursor=cursor)
         for order in (o for o in page.items if o.created_at < deadline):
             try:
-                await pg.cancel_order(order.id, CancellationReason.not_confirmed_in_time, order.version)
+                now = await pg.cancel_order(order.id, CancellationReason.not_confirmed_in_time, order.version)
             except Conflict:
                 continue  # confirmed meanwhile: the saga ended well after all
-            TIMED_OUT.inc()
-            cancelled += 1
+            if now.cancellation_reason == CancellationReason.not_confirmed_in_time:  # not the user's
+                TIMED_OUT.inc()
+                cancelled += 1
         if page.next_cursor is None:
             return cancelled
         cursor = page.next_cursor

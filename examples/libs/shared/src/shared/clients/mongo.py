@@ -6,7 +6,6 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from shared.clients.errors import NotFound
 from shared.clients.http import DataServiceClient, query
 from shared.contracts.mongo import Activity, ActivityCreate, Preferences, PreferencesUpdate
 from shared.contracts.pages import Page
@@ -33,11 +32,8 @@ class MongoDataClient(DataServiceClient):
 
     async def find_activity(self, idempotency_key: str) -> Activity | None:
         """What this service appended under ``idempotency_key``, or ``None``."""
-        try:
-            response = await self.request("GET", "/activity/by-key", params={"key": idempotency_key})
-        except NotFound:
-            return None
-        return Activity.model_validate(response.body)
+        response = await self.request("GET", "/activity/by-key", params={"key": idempotency_key})
+        return None if response.body is None else Activity.model_validate(response.body)
 
     async def list_activity(
         self, user_id: int, *, kind: str | None = None, limit: int = 20, cursor: str | None = None

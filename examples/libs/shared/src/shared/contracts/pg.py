@@ -132,5 +132,7 @@ class Order(BaseModel):
     status: OrderStatus
     created_at: datetime
     version: int
-    cancellation_reason: CancellationReason | None = None  # set when, and only when, cancelled
+    # Set when, and only when, cancelled. A string, not the enum: a reason added later must not make
+    # this release's clients fail to read the order (the request, OrderCancellation, is strict).
+    cancellation_reason: str | None = None
     # --8<-- [end:orders]

@@ -25,13 +25,15 @@ def upgrade() -> None:
     op.add_column("orders", sa.Column("cancellation_reason", sa.String(length=32), nullable=True))
     # Orders cancelled before this revision were cancelled by an operator (PATCH /orders/{id}).
     op.execute("UPDATE orders SET cancellation_reason = 'support' WHERE status = 'cancelled'")
-    # NOT VALID, then VALIDATE: adding a checked constraint would block writes for the whole scan;
-    # validating takes a lock that lets writes go on.
+    # NOT VALID, then VALIDATE after a commit: adding a checked constraint would hold ACCESS EXCLUSIVE
+    # (no reads, no writes) for the whole scan; VALIDATE scans under SHARE UPDATE EXCLUSIVE, which
+    # lets both go on. The commit matters: a lock is held until the end of its transaction.
     op.execute(
         "ALTER TABLE orders ADD CONSTRAINT orders_cancelled_has_reason "
         "CHECK ((status = 'cancelled') = (cancellation_reason IS NOT NULL)) NOT VALID"
     )
-    op.execute("ALTER TABLE orders VALIDATE CONSTRAINT orders_cancelled_has_reason")
+    with op.get_context().autocommit_block():  # commits what came before, then runs on its own
+        op.execute("ALTER TABLE orders VALIDATE CONSTRAINT orders_cancelled_has_reason")
 
 
 def downgrade() -> None:
