@@ -20,6 +20,9 @@ from pg_data_service.tables import IdempotencyRow
 from shared.idempotency import request_digest
 from shared.problems import ProblemError
 
+# Core statements on the table: the hot write path needs no unit of work.
+KEYS = IdempotencyRow.metadata.tables[IdempotencyRow.__tablename__]
+
 
 # --8<-- [start:create-once]
 async def create_once(
@@ -34,10 +37,10 @@ async def create_once(
         return (await create()).model_dump(mode="json"), False
     digest = request_digest(request)
     claimed = await session.scalar(
-        insert(IdempotencyRow)
+        insert(KEYS)
         .values(caller=caller, key=key, request_hash=digest)
         .on_conflict_do_nothing()
-        .returning(IdempotencyRow.key)
+        .returning(KEYS.c.key)
     )
     if claimed is None:  # the key was used before: answer as the first time, or refuse
         first = await session.scalar(
@@ -50,9 +53,7 @@ async def create_once(
         return first.response, True
     body = (await create()).model_dump(mode="json")
     await session.execute(
-        update(IdempotencyRow)
-        .where(IdempotencyRow.caller == caller, IdempotencyRow.key == key)
-        .values(response=body)
+        update(KEYS).where(KEYS.c.caller == caller, KEYS.c.key == key).values(response=body)
     )
     return body, False
     # --8<-- [end:create-once]
