@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from bot_service.handlers import build_router, on_order_cancelled, on_order_confirmed
 from bot_service.settings import Settings
 from shared.clients.both import data_clients, needed
-from shared.events.consumer import EventConsumer
+from shared.events.consumer import consumers_for
 from shared.lifecycle import Lifecycle
 from shared.ops_server import ops_server
 
@@ -31,13 +31,7 @@ async def run(settings: Settings, life: Lifecycle) -> None:
         if settings.rabbitmq_url is not None:
             redis = Redis.from_url(str(settings.redis_url), socket_timeout=2, socket_connect_timeout=2)
             stack.push_async_callback(redis.aclose)
-            consumer = partial(
-                EventConsumer,
-                redis=redis,
-                retry_delays_ms=settings.retry_delays_ms,
-                remember_prefix=settings.redis_prefix,
-                deduplicate=settings.deduplicate_events,
-            )
+            consumer = consumers_for(settings, redis)
             url = str(settings.rabbitmq_url)
             for queue, key, handler in (
                 ("bot.order-confirmed", "order.confirmed", on_order_confirmed(bot, pg)),

@@ -7,14 +7,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
-from functools import partial
 
 from redis.asyncio import Redis
 
 from shared.clients.both import data_clients, needed
 from shared.clients.mongo import MongoDataClient
 from shared.clients.pg import PgDataClient
-from shared.events.consumer import EventConsumer
+from shared.events.consumer import EventConsumer, consumers_for
 from shared.events.publisher import EventPublisher
 from shared.lifecycle import Lifecycle
 from shared.ops_server import ops_server
@@ -67,13 +66,7 @@ async def consuming(
     assert settings.rabbitmq_url is not None
     url = str(settings.rabbitmq_url)
     redis = Redis.from_url(str(settings.redis_url), socket_timeout=2, socket_connect_timeout=2)
-    consumer = partial(
-        EventConsumer,
-        redis=redis,
-        retry_delays_ms=settings.retry_delays_ms,
-        remember_prefix=settings.redis_prefix,
-        deduplicate=settings.deduplicate_events,
-    )
+    consumer = consumers_for(settings, redis)
     try:
         async with (
             EventPublisher(url) as publisher,

@@ -23,8 +23,9 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self
 
 import aio_pika
 import aiormq
@@ -366,3 +367,26 @@ async def _settle(outcome: Awaitable[None]) -> None:
         await outcome
     except (AMQPError, ChannelInvalidStateError) as error:
         log.warning("could not settle a message (%s); it will be redelivered", error)
+
+
+class ConsumerSettings(Protocol):
+    """What a consuming service's settings say about all of its consumers (read-only)."""
+
+    @property
+    def retry_delays_ms(self) -> tuple[int, ...]: ...
+    @property
+    def redis_prefix(self) -> str: ...
+    @property
+    def deduplicate_events(self) -> bool: ...
+
+
+def consumers_for(settings: ConsumerSettings, redis: Redis) -> partial[EventConsumer]:
+    """:class:`EventConsumer` with the service's settings filled in; each consumer adds its queue,
+    routing keys and handler."""
+    return partial(
+        EventConsumer,
+        redis=redis,
+        retry_delays_ms=settings.retry_delays_ms,
+        remember_prefix=settings.redis_prefix,
+        deduplicate=settings.deduplicate_events,
+    )
