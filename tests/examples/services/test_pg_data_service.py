@@ -124,8 +124,12 @@ async def test_order_total_is_computed_and_status_starts_placed(pg: httpx.AsyncC
     assert order["version"] == 1
 
 
-async def test_an_order_for_a_missing_user_is_422(pg: httpx.AsyncClient) -> None:
-    assert_problem(await pg.post("/orders", json={"user_id": 999_999, "items": ITEMS}), 422)
+async def test_an_order_for_a_missing_user_is_422_and_its_key_stays_free(pg: httpx.AsyncClient) -> None:
+    key = {"Idempotency-Key": "order-for-nobody-0001"}
+    assert_problem(await pg.post("/orders", json={"user_id": 999_999, "items": ITEMS}, headers=key), 422)
+    user = await new_user(pg)  # the corrected retry, under the same key: the failed create claimed nothing
+    retry = await pg.post("/orders", json={"user_id": user["id"], "items": ITEMS}, headers=key)
+    assert (retry.status_code, retry.headers.get("Idempotent-Replayed")) == (201, None)
 
 
 async def test_update_with_current_etag_succeeds_and_bumps_the_version(pg: httpx.AsyncClient) -> None:
@@ -550,3 +554,18 @@ async def test_the_database_refuses_a_cancelled_order_without_a_reason(
             await connection.execute("UPDATE orders SET status = 'cancelled' WHERE id = $1", order["id"])
     finally:
         await connection.close()
+
+
+async def test_an_order_id_the_sequence_hands_out_twice_is_409_not_an_unknown_user(
+    pg: httpx.AsyncClient, postgres_url: str
+) -> None:
+    """A sequence left behind (a restore, a copy) collides with a stored order: that is a conflict
+    with stored data, not the caller's unknown user; only the foreign key's violation is the 422."""
+    user = await new_user(pg)
+    first = (await pg.post("/orders", json={"user_id": user["id"], "items": ITEMS})).json()
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        await connection.execute("SELECT setval('orders_id_seq', $1, false)", first["id"])
+    finally:
+        await connection.close()
+    assert_problem(await pg.post("/orders", json={"user_id": user["id"], "items": ITEMS}), 409)

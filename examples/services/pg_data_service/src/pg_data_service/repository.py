@@ -34,6 +34,9 @@ from shared.problems import ProblemError
 ORDERS, OUTBOX = (Base.metadata.tables[row.__tablename__] for row in (OrderRow, OutboxRow))
 
 
+FOREIGN_KEY_VIOLATION = "23503"  # orders.user_id references users.id
+
+
 def _user(row: UserRow) -> User:
     return User.model_validate(row, from_attributes=True)
 
@@ -137,7 +140,9 @@ class OrderRepository:
         }
         try:
             row = (await self.session.execute(insert(ORDERS).values(order).returning(*ORDERS.c))).one()
-        except IntegrityError as error:  # the only constraint this insert can break: orders_user_id_fkey
+        except IntegrityError as error:
+            if getattr(error.orig, "sqlstate", None) != FOREIGN_KEY_VIOLATION:
+                raise  # any other constraint is not the caller's unknown user: 409 by the app's handler
             raise ProblemError(
                 422, f"user {data.user_id} does not exist", errors=[{"loc": ["body", "user_id"]}]
             ) from error
