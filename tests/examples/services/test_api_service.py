@@ -18,6 +18,7 @@ from pydantic import SecretStr, ValidationError
 from redis.asyncio import Redis
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api_service import routes
 from api_service.app import create_app
 from api_service.auth import EndUsers, issue
 from api_service.cache import SCHEMA, TOMBSTONE, UserCache, body_of
@@ -33,6 +34,7 @@ from reference_system.ports import free_port
 from reference_system.waiting import eventually
 from shared.clients.pg import PgDataClient
 from shared.contracts.pg import User
+from shared.deprecation import Deprecated
 from shared.problems import ProblemError
 from tests.examples.services.conftest import TOKENS
 from tests.examples.services.test_pg_data_service import ITEMS, assert_problem
@@ -666,3 +668,20 @@ def test_after_the_sunset_the_route_is_gone_and_names_its_successor() -> None:
     assert gone.value.problem.status == 410
     assert gone.value.headers == {"Link": '</users/7/orders>; rel="successor-version"'}
     ORDERS_V1.check("/users/7/orders", today=ORDERS_V1.sunset - timedelta(days=1))  # the day before: served
+
+
+async def test_past_its_sunset_the_old_route_is_410_for_its_owner_and_404_for_anyone_else(
+    api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sunset moved to yesterday (the route's own setting, not a mock): the owner is told where
+    to go; another user still learns nothing about the id they sent."""
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    monkeypatch.setattr(routes, "ORDERS_V1", Deprecated(since=ORDERS_V1.since, sunset=yesterday))
+    alice = await sign_up(api, ALICE)
+    key = {"Idempotency-Key": "after-sunset-0001"}
+    gone = await api.post("/orders", json={"user_id": alice["id"], "items": ITEMS}, headers=key)
+    assert_problem(gone, 410)
+    assert gone.headers["Link"] == f'</users/{alice["id"]}/orders>; rel="successor-version"'
+    await sign_up(api, BOB)
+    assert_problem(await api.post("/orders", json={"user_id": alice["id"], "items": ITEMS}, headers=key), 404)
+    assert (await api.get(f"/users/{alice['id']}/orders", headers=bearer(alice["id"]))).json()["items"] == []

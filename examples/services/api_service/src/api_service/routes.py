@@ -159,9 +159,10 @@ async def place_order_v1(
     """Deprecated: use ``POST /users/{user_id}/orders``, which takes the user from the path like
     every other route of a user's. Answers as before, with ``Deprecation``, ``Sunset`` and ``Link``;
     a key sent here and again there gets the same order."""
-    successor = f"/users/{current}/orders"
+    user_id = await own(data.user_id, current)  # first: another user's id is a 404, before and after
+    successor = f"/users/{user_id}/orders"
     ORDERS_V1.check(successor)
-    placed = await place_order(await own(data.user_id, current), NewOrder(items=data.items), key, pg, users)
+    placed = await place_order(user_id, NewOrder(items=data.items), key, pg, users)
     placed.headers.update(ORDERS_V1.headers(successor))
     return placed
     # --8<-- [end:deprecated-route]
