@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -33,12 +33,14 @@ def reader_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "REQUIRE_SERVICES"} | {"NO_MKDOCS_2_WARNING": "1"}
 
 
-def run_script(script: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run a shell command line as a reader would."""
+def run_script(
+    script: str, cwd: Path, timeout: float = 300, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a shell command line as a reader would (in ``env``, or the reader's environment)."""
     return subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=cwd,
-        env=reader_env(),
+        env=reader_env() if env is None else env,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -222,15 +222,7 @@ def exercise_revision(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     migrations = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS, migrations, ignore=shutil.ignore_patterns("__pycache__"))
     head = max(path.name for path in (migrations / "versions").glob("0*.py"))
-    result = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", command("revision")],
-        cwd=ROOT,
-        env=reader_env() | {"MIGRATIONS_DIR": str(migrations)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_script(command("revision"), ROOT, env=reader_env() | {"MIGRATIONS_DIR": str(migrations)})
     drafted = migrations / "versions" / f"{int(head[:4]) + 1:04d}_what_the_change_does.py"
     assert f"drafted {drafted}" in ok(result)
     assert f"down_revision = '{head[:4]}'" in drafted.read_text()

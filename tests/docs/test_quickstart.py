@@ -29,7 +29,7 @@ from patterns.testing.service_resolution import Found
 from reference_system.ports import free_port
 from reference_system.processes import PORT_VARIABLES, server_address
 from reference_system.waiting import eventually
-from tests.site_builds import ROOT
+from tests.site_builds import ROOT, run_script
 
 QUICKSTART = ROOT / "examples" / "commands" / "quickstart.sh"
 SECOND_TERMINAL = ["shell", "sign-up", "link", "order", "messages"]
@@ -89,16 +89,7 @@ async def first_terminal(env: dict[str, str]) -> AsyncIterator[deque[str]]:
 
 def run_sections(env: Mapping[str, str], *sections: str) -> subprocess.CompletedProcess[str]:
     """These sections, in order, in one bash session, as a reader types them into a terminal."""
-    script = "\n".join(section(name) for name in sections)
-    return subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_script("\n".join(section(name) for name in sections), ROOT, timeout=120, env=env)
 
 
 async def second_terminal(env: dict[str, str], *sections: str) -> subprocess.CompletedProcess[str]:
