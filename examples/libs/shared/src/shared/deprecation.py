@@ -36,7 +36,7 @@ class Deprecated:
         return {
             "Deprecation": f"@{int(_midnight(self.since).timestamp())}",
             "Sunset": format_datetime(_midnight(self.sunset), usegmt=True),
-            "Link": f'<{successor}>; rel="successor-version"',
+            "Link": _successor(successor),
         }
 
     def check(self, successor: str, today: date | None = None) -> None:
@@ -45,9 +45,13 @@ class Deprecated:
             raise ProblemError(
                 410,
                 f"this route was removed on {self.sunset.isoformat()}: use {successor}",
-                headers={"Link": f'<{successor}>; rel="successor-version"'},
+                headers={"Link": _successor(successor)},
             )
             # --8<-- [end:deprecated]
+
+
+def _successor(path: str) -> str:
+    return f'<{path}>; rel="successor-version"'
 
 
 def _midnight(day: date) -> datetime:

@@ -20,11 +20,12 @@ def etag(version: int) -> str:
 
 
 # --8<-- [start:if-match]
-async def expected_version(
-    if_match: Annotated[
-        str | None, Header(alias="If-Match", max_length=40, description='The ETag you read, e.g. "3"')
-    ] = None,
-) -> int:
+type IfMatch = Annotated[
+    str | None, Header(alias="If-Match", max_length=40, description='The ETag you read, e.g. "3"')
+]
+
+
+async def expected_version(if_match: IfMatch = None) -> int:
     """The version an update expects; updates without If-Match are refused (428)."""
     if if_match is None:
         raise ProblemError(428, 'updates need If-Match with the ETag you read, e.g. If-Match: "3"')
@@ -38,11 +39,7 @@ async def expected_version(
 type ExpectedVersion = Annotated[int, Depends(expected_version)]
 
 
-async def expected_version_if_any(
-    if_match: Annotated[
-        str | None, Header(alias="If-Match", max_length=40, description='The ETag you read, e.g. "3"')
-    ] = None,
-) -> int | None:
+async def expected_version_if_any(if_match: IfMatch = None) -> int | None:
     """For a change that is safe without If-Match, and conditional with it."""
     return None if if_match is None else await expected_version(if_match)
 

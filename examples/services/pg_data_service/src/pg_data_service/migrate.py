@@ -32,8 +32,8 @@ def alembic_config(database_url: str, migrations: Path = MIGRATIONS) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+def upgrade(database_url: str, revision: str = "head", migrations: Path = MIGRATIONS) -> None:
+    command.upgrade(alembic_config(database_url, migrations), revision)
     # --8<-- [end:migrate]
 
 
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit('usage: python -m pg_data_service.migrate revision "what it does"')
         print(f"drafted {draft(url, args[1], migrations)}: read it and finish it before you commit it")
         return
-    command.upgrade(alembic_config(url, migrations), (args or ["head"])[0])
+    upgrade(url, (args or ["head"])[0], migrations)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from __future__ import annotations
 from shared.clients.errors import NotFound
 from shared.clients.mongo import MongoDataClient
 from shared.clients.pg import PgDataClient
-from shared.contracts.pg import OrderStatus
+from shared.contracts.pg import Order, OrderStatus
 from shared.events.consumer import Handler, Permanent
 from shared.events.envelope import Envelope, Event, OrderCancelled, OrderConfirmed, OrderPlaced, new_event
 from shared.events.publisher import EventPublisher
@@ -14,14 +14,19 @@ from shared.observability.tracing import trace_headers
 from worker_service.jobs import confirm, withdraw_if_never_confirmed
 
 
+async def order_of(pg: PgDataClient, order_id: int) -> Order:
+    """The order an event is about; one that does not exist is parked, as no retry brings it."""
+    try:
+        return await pg.get_order(order_id)
+    except NotFound as error:
+        raise Permanent(f"order {order_id} does not exist") from error
+
+
 # --8<-- [start:handler]
 def on_order_placed(pg: PgDataClient, mongo: MongoDataClient, publisher: EventPublisher) -> Handler:
     async def handle(event: Envelope, data: Event) -> None:
         assert isinstance(data, OrderPlaced)
-        try:
-            order = await pg.get_order(data.order_id)
-        except NotFound as error:
-            raise Permanent(f"order {data.order_id} does not exist") from error
+        order = await order_of(pg, data.order_id)
         if order.status == OrderStatus.cancelled:  # nothing to confirm, nothing to announce; but a
             await withdraw_if_never_confirmed(mongo, order)  # first try may have died half-way
             return
@@ -55,11 +60,7 @@ def on_order_cancelled(pg: PgDataClient, mongo: MongoDataClient) -> Handler:
             {"order_id": data.order_id, "reason": data.reason},
             idempotency_key=f"order-cancelled-{data.order_id}",
         )
-        try:
-            order = await pg.get_order(data.order_id)
-        except NotFound as error:
-            raise Permanent(f"order {data.order_id} does not exist") from error
-        await withdraw_if_never_confirmed(mongo, order)
+        await withdraw_if_never_confirmed(mongo, await order_of(pg, data.order_id))
 
     return handle
     # --8<-- [end:cancelled]
